@@ -1,0 +1,198 @@
+"""Reading, converting and atomically writing audio.
+
+Inputs are decoded with libsndfile (WAV, FLAC, OGG, AIFF, MP3) through
+``soundfile``; anything else (M4A/AAC, MP4, NI ``.stem.mp4`` where the first
+stream is the mixture) is decoded by ffmpeg through ``stempeg``. The engine
+works on stereo float32 at :data:`demix.SAMPLE_RATE`; :func:`to_engine` and
+:func:`from_engine` convert to and from the input's own rate and channel count
+with julius' windowed-sinc resampler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import julius
+import numpy as np
+import soundfile as sf
+import torch
+
+from . import SAMPLE_RATE, TARGETS
+from .errors import AudioError
+
+#: Output sample formats accepted by :func:`open_stem_writers` (soundfile subtypes).
+OUTPUT_SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
+
+
+@dataclass
+class Audio:
+    """Decoded audio: ``samples`` is float32 of shape (channels, frames)."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def song_name(path: Path) -> str:
+    """The name a song's output folder gets: the file name without its
+    extension, and without the ``.stem`` of NI stem files."""
+    name = path.name
+    for suffix in (".stem.mp4", ".stem.m4a"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def read_audio(path: Path) -> Audio:
+    """Decode ``path`` to float32 (channels, frames), checking what the
+    engine needs: at least one sample, one or two channels, finite values."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
+        data, rate = _read_with_ffmpeg(path, sf_error)
+    samples = np.ascontiguousarray(data.T)
+    if samples.shape[1] == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    if samples.shape[0] > 2:
+        raise AudioError(
+            f"{path}: has {samples.shape[0]} channels; only mono and stereo are supported "
+            "(down-mix it first, e.g. `ffmpeg -i IN -ac 2 OUT.wav`)"
+        )
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    return Audio(samples, int(rate))
+
+
+def _read_with_ffmpeg(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
+    import stempeg  # imported lazily: it checks for the ffmpeg binary on import
+
+    try:
+        info = stempeg.Info(str(path))
+        if info.nb_audio_streams == 0:
+            raise AudioError(f"{path}: contains no audio stream")
+        data, rate = stempeg.read_stems(
+            str(path), stem_id=0, always_3d=False, dtype=np.float32, info=info
+        )
+    except AudioError:
+        raise
+    except Exception as ffmpeg_error:  # ffprobe/ffmpeg report many kinds of failure
+        raise AudioError(
+            f"{path}: not a readable audio file (libsndfile: {sf_error}; "
+            f"ffmpeg: {str(ffmpeg_error).strip().splitlines()[-1] if str(ffmpeg_error).strip() else type(ffmpeg_error).__name__})"
+        ) from None
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    return data, int(rate)
+
+
+def to_engine(audio: Audio) -> torch.Tensor:
+    """Stereo float32 tensor at the engine's rate (mono is duplicated)."""
+    wav = torch.from_numpy(audio.samples)
+    if audio.channels == 1:
+        wav = wav.expand(2, -1)
+    wav = resample(wav, audio.sample_rate, SAMPLE_RATE)
+    return wav.contiguous()
+
+
+def from_engine(stems: torch.Tensor, like: Audio) -> np.ndarray:
+    """Bring engine stems (targets, 2, frames) back to ``like``'s rate,
+    channel count and exact length: (targets, channels, like.frames)."""
+    if like.channels == 1:
+        stems = stems.mean(dim=1, keepdim=True)
+    stems = resample(stems, SAMPLE_RATE, like.sample_rate, like.frames)
+    return stems.numpy()
+
+
+def resample(wav: torch.Tensor, old_rate: int, new_rate: int, length: int | None = None) -> torch.Tensor:
+    """Windowed-sinc resampling along the last axis (julius), to exactly
+    ``length`` frames when given."""
+    if old_rate != new_rate:
+        wav = julius.resample_frac(wav, old_rate, new_rate, output_length=length)
+    elif length is not None and wav.shape[-1] != length:
+        wav = torch.nn.functional.pad(wav, (0, max(0, length - wav.shape[-1])))[..., :length]
+    return wav
+
+
+class StemWriters:
+    """Four output files written block by block, each into a temporary file
+    beside its destination, renamed into place only when all four are
+    complete. On an error nothing is left behind and no earlier output is
+    overwritten by a partial one."""
+
+    def __init__(self, out_dir: Path, sample_rate: int, channels: int, subtype: str = "FLOAT"):
+        if subtype not in OUTPUT_SUBTYPES:
+            raise AudioError(f"unknown output format {subtype!r}; choose one of {', '.join(OUTPUT_SUBTYPES)}")
+        self.out_dir = Path(out_dir)
+        self.paths = {target: self.out_dir / f"{target}.wav" for target in TARGETS}
+        self._temp_paths: dict[str, Path] = {}
+        self._files: dict[str, sf.SoundFile] = {}
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            for target, path in self.paths.items():
+                fd, temp = tempfile.mkstemp(prefix=f".{target}.", suffix=".wav.part", dir=self.out_dir)
+                os.close(fd)
+                self._temp_paths[target] = Path(temp)
+                self._files[target] = sf.SoundFile(
+                    temp, "w", samplerate=sample_rate, channels=channels, subtype=subtype, format="WAV"
+                )
+        except (OSError, sf.LibsndfileError) as error:
+            self.discard()
+            raise AudioError(f"{self.out_dir}: cannot write output here ({error})") from None
+
+    def write(self, stems: Mapping[str, np.ndarray] | np.ndarray) -> None:
+        """Append one block: (targets, channels, frames) in TARGETS order."""
+        try:
+            for index, target in enumerate(TARGETS):
+                self._files[target].write(np.asarray(stems[index]).T)
+        except (OSError, sf.LibsndfileError) as error:
+            raise AudioError(f"{self.out_dir}: writing failed ({error})") from None
+
+    def commit(self) -> dict[str, Path]:
+        for handle in self._files.values():
+            handle.close()
+        for target, temp in self._temp_paths.items():
+            os.replace(temp, self.paths[target])
+        self._temp_paths.clear()
+        return dict(self.paths)
+
+    def discard(self) -> None:
+        for handle in self._files.values():
+            with contextlib.suppress(Exception):
+                handle.close()
+        for temp in self._temp_paths.values():
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        self._temp_paths.clear()
+
+
+@contextlib.contextmanager
+def open_stem_writers(out_dir: Path, sample_rate: int, channels: int, subtype: str = "FLOAT") -> Iterator[StemWriters]:
+    """Context manager around :class:`StemWriters`: commits on success,
+    discards the temporary files on any exception."""
+    writers = StemWriters(out_dir, sample_rate, channels, subtype)
+    try:
+        yield writers
+    except BaseException:
+        writers.discard()
+        raise
+    writers.commit()

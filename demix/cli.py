@@ -1,0 +1,154 @@
+"""``python -m demix separate | info | weights``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_CONFIG, Config, load_config
+from .errors import DemixError
+
+#: Where weights live unless --models or $DEMIX_MODELS say otherwise.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def default_models_dir() -> Path:
+    return Path(os.environ.get("DEMIX_MODELS", DEFAULT_MODELS_DIR))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m demix", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_common(sub):
+        sub.add_argument("--config", type=Path, default=None, help=f"ensemble config (default: {DEFAULT_CONFIG})")
+        sub.add_argument("--models", type=Path, default=None,
+                         help="weights folder (default: $DEMIX_MODELS or the project's models/)")
+
+    separate = commands.add_parser("separate", help="split songs into bass, drums, other and vocals")
+    separate.add_argument("songs", nargs="+", type=Path, help="audio files (WAV, FLAC, MP3, M4A, .stem.mp4, ...)")
+    separate.add_argument("-o", "--out", type=Path, required=True, help="writes OUT/<song>/<target>.wav")
+    separate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    separate.add_argument("--overwrite", action="store_true", help="redo songs whose stems already exist")
+    separate.add_argument("--format", default="FLOAT", choices=("FLOAT", "PCM_16", "PCM_24"),
+                          help="WAV sample format of the stems (default: 32-bit float, never clips)")
+    add_common(separate)
+
+    info = commands.add_parser("info", help="show the members, their weight files and the blend")
+    add_common(info)
+
+    weights = commands.add_parser("weights", help="list or fetch official weight files")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    listing = weights_commands.add_parser("list", help="configured, present, missing or damaged")
+    add_common(listing)
+    fetch = weights_commands.add_parser("fetch", help="download (or copy) and verify weight files")
+    fetch.add_argument("names", nargs="*", help="official model names (default: those the config uses)")
+    fetch.add_argument("--from", dest="mirror", type=Path, default=None,
+                       help="copy from this folder instead of downloading (machines without internet)")
+    add_common(fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "separate":
+            return _separate(args)
+        if args.command == "info":
+            return _info(args)
+        if args.weights_command == "list":
+            return _weights_list(args)
+        return _weights_fetch(args)
+    except DemixError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _models_dir(args) -> Path:
+    return args.models if args.models is not None else default_models_dir()
+
+
+def _separate(args) -> int:
+    from .ensemble import Ensemble, resolve_device
+    from .separate import separate_files
+
+    config = load_config(args.config)
+    device = resolve_device(args.device)
+    ensemble = Ensemble.from_config(config, _models_dir(args), device)
+    results = separate_files(ensemble, args.songs, args.out, overwrite=args.overwrite, subtype=args.format,
+                             progress=sys.stderr.isatty())
+    failed = [result for result in results if result.status == "failed"]
+    done = sum(result.status == "done" for result in results)
+    skipped = sum(result.status == "skipped" for result in results)
+    print(f"{done} separated, {skipped} skipped, {len(failed)} failed; stems in {args.out}")
+    for result in failed:
+        print(f"failed: {result.input}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _info(args) -> int:
+    from .ensemble import Ensemble
+
+    config = load_config(args.config)
+    models_dir = _models_dir(args)
+    print(f"config: {config.path}")
+    print(f"models folder: {models_dir}")
+    _print_member_files(config, models_dir)
+    try:
+        ensemble = Ensemble.from_config(config, models_dir)
+    except DemixError as error:
+        print(f"the ensemble cannot be loaded yet:\n  {error}")
+        return 1
+    for line in ensemble.describe():
+        print(line)
+    return 0
+
+
+def _print_member_files(config: Config, models_dir: Path) -> None:
+    from .weights import file_status, get_official
+
+    for member in config.members:
+        options = ", ".join(f"{key}={value}" for key, value in member.options.items())
+        print(f"member {member.name} ({member.family}, {options}): {member.model}")
+        if member.is_official:
+            for file in get_official(member.model).files:
+                print(f"    {file_status(models_dir, file):<8} {models_dir / file.path}")
+        else:
+            exists = "present" if Path(member.model).exists() else "missing"
+            print(f"    {exists:<8} {member.model}")
+
+
+def _weights_list(args) -> int:
+    from .weights import model_status, official_models
+
+    config = load_config(args.config)
+    models_dir = _models_dir(args)
+    configured = {member.model for member in config.members}
+    print(f"models folder: {models_dir}")
+    print(f"{'name':<14} {'family':<10} {'status':<8} {'configured':<10} licence")
+    problems = 0
+    for name, model in official_models().items():
+        status = model_status(models_dir, model)
+        used = name in configured
+        problems += used and status != "present"
+        print(f"{name:<14} {model.family:<10} {status:<8} {'yes' if used else '':<10} {model.licence}")
+    for member in config.members:
+        if not member.is_official:
+            status = "present" if Path(member.model).exists() else "missing"
+            problems += status != "present"
+            print(f"{member.name:<14} {member.family:<10} {status:<8} {'yes':<10} user-trained: {member.model}")
+    if problems:
+        print("some configured weights are not usable: python -m demix weights fetch")
+    return 1 if problems else 0
+
+
+def _weights_fetch(args) -> int:
+    from .weights import fetch, get_official
+
+    names = args.names or [member.model for member in load_config(args.config).members if member.is_official]
+    models = [get_official(name) for name in names]
+    fetch(models, _models_dir(args), mirror=args.mirror)
+    print(f"all files of {', '.join(names)} are present and verified in {_models_dir(args)}")
+    return 0

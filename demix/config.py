@@ -1,0 +1,192 @@
+"""The ensemble's TOML configuration, validated with errors that name the
+file and the key.
+
+Layout (see ``demix/default.toml`` for the shipped default)::
+
+    [separation]
+    block_seconds = 60        # memory bound: audio is processed in blocks this long
+    overlap_seconds = 1       # blocks overlap by this much and are cross-faded
+    wiener_iterations = 1     # EM steps of the post-filter on the blend; 0 = off
+    seed = 0                  # seeds the Demucs shift trick
+
+    [[members]]
+    name = "htdemucs"         # shown in messages and reports
+    model = "htdemucs"        # official name, or a path relative to this file
+    shifts = 1                # family options (Demucs: shifts, overlap;
+    overlap = 0.25            #                 Open-Unmix: niter)
+    weights = { bass = 0.9, drums = 0.9, other = 0.8, vocals = 0.8 }   # or one number
+
+Weights are per member and per target and are normalised per target over
+the members that estimate that target.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import TARGETS
+from .errors import ConfigError
+from .weights import official_models
+
+#: The configuration used when none is given.
+DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
+
+FAMILIES = ("demucs", "openunmix")
+
+#: Per family: option name -> (default, validator description, check).
+_FAMILY_OPTIONS: dict[str, dict[str, tuple[Any, str, Any]]] = {
+    "demucs": {
+        "shifts": (1, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+        "overlap": (0.25, "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    },
+    "openunmix": {
+        "niter": (0, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    },
+}
+
+_SEPARATION_KEYS: dict[str, tuple[Any, str, Any]] = {
+    "block_seconds": (60.0, "a number >= 5", lambda v: _is_number(v) and v >= 5),
+    "overlap_seconds": (1.0, "a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "wiener_iterations": (1, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "seed": (0, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    name: str
+    family: str
+    #: An official model name, or an absolute path to user-trained weights.
+    model: str
+    #: Raw (unnormalised) weight per target; targets the member lacks are ignored.
+    weights: dict[str, float]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_official(self) -> bool:
+        return self.model in official_models()
+
+
+@dataclass(frozen=True)
+class Config:
+    members: tuple[MemberConfig, ...]
+    block_seconds: float = 60.0
+    overlap_seconds: float = 1.0
+    wiener_iterations: int = 1
+    seed: int = 0
+    path: Path | None = None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate a config file (the shipped default when None)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict, path: Path) -> Config:
+    def fail(where: str, message: str) -> ConfigError:
+        return ConfigError(f"{path}: {where}: {message}")
+
+    unknown = set(data) - {"separation", "members"}
+    if unknown:
+        raise fail(", ".join(sorted(unknown)), "unknown section (expected [separation] and [[members]])")
+    separation = data.get("separation", {})
+    if not isinstance(separation, dict):
+        raise fail("separation", "must be a table")
+    settings = _check_options(separation, _SEPARATION_KEYS, "separation", fail)
+    if settings["overlap_seconds"] * 2 > settings["block_seconds"]:
+        raise fail("separation.overlap_seconds", "must be at most half of block_seconds")
+
+    raw_members = data.get("members")
+    if not isinstance(raw_members, list) or not raw_members:
+        raise fail("members", "at least one [[members]] table is required")
+    members = []
+    for index, raw in enumerate(raw_members):
+        members.append(_parse_member(raw, f"members[{index}]", path.parent, fail))
+    names = [member.name for member in members]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise fail("members", f"duplicate member names {duplicates}")
+    return Config(members=tuple(members), path=path, **settings)
+
+
+def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
+    if not isinstance(raw, dict):
+        raise fail(where, "must be a table")
+    model = raw.get("model")
+    if not isinstance(model, str) or not model:
+        raise fail(f"{where}.model", "required: an official model name or a path to weights")
+    official = official_models()
+    if model in official:
+        family = official[model].family
+        resolved = model
+    elif "/" in model or model.startswith(".") or model.endswith((".th", ".yaml")):
+        resolved_path = (base / model).resolve()
+        family = "demucs" if resolved_path.suffix in (".th", ".yaml") else "openunmix"
+        resolved = str(resolved_path)
+    else:
+        raise fail(
+            f"{where}.model",
+            f"{model!r} is neither an official name ({', '.join(sorted(official))}) nor a path "
+            "(write ./NAME for a folder or file beside the config)",
+        )
+    declared = raw.get("family", family)
+    if declared not in FAMILIES:
+        raise fail(f"{where}.family", f"must be one of {', '.join(FAMILIES)}")
+    if declared != family and model in official:
+        raise fail(f"{where}.family", f"{model!r} is a {family} model")
+    family = declared
+    name = raw.get("name", model if model in official else Path(model).stem)
+    if not isinstance(name, str) or not name:
+        raise fail(f"{where}.name", "must be a non-empty string")
+
+    weights = _parse_weights(raw.get("weights", 1.0), f"{where}.weights", fail)
+    options_raw = {key: value for key, value in raw.items() if key not in ("name", "model", "family", "weights")}
+    options = _check_options(options_raw, _FAMILY_OPTIONS[family], where, fail)
+    return MemberConfig(name=name, family=family, model=resolved, weights=weights, options=options)
+
+
+def _parse_weights(raw: Any, where: str, fail) -> dict[str, float]:
+    if _is_number(raw):
+        raw = {target: raw for target in TARGETS}
+    if not isinstance(raw, dict):
+        raise fail(where, "must be a number or a table of per-target numbers")
+    unknown = set(raw) - set(TARGETS)
+    if unknown:
+        raise fail(where, f"unknown targets {sorted(unknown)} (targets are {', '.join(TARGETS)})")
+    weights = {}
+    for target in TARGETS:
+        value = raw.get(target, 0.0)
+        if not _is_number(value) or value < 0:
+            raise fail(f"{where}.{target}", f"must be a number >= 0, got {value!r}")
+        weights[target] = float(value)
+    return weights
+
+
+def _check_options(raw: dict, spec: dict, where: str, fail) -> dict[str, Any]:
+    unknown = set(raw) - set(spec)
+    if unknown:
+        raise fail(where, f"unknown keys {sorted(unknown)} (allowed: {', '.join(sorted(spec))})")
+    values = {}
+    for key, (default, description, check) in spec.items():
+        value = raw.get(key, default)
+        if not check(value):
+            raise fail(f"{where}.{key}", f"must be {description}, got {value!r}")
+        values[key] = value
+    return values

@@ -1,0 +1,183 @@
+"""The ensemble: members applied block by block, blended per target,
+optionally Wiener-filtered, cross-faded into a stream of finished audio.
+
+Why blocks: a member given a whole track holds activations and outputs for
+all of it (Open-Unmix's full-track LSTM and Wiener pass grew past 64 GB for
+its users on long tracks). The ensemble instead walks the track in blocks of
+``block_seconds`` that overlap by ``overlap_seconds``; within a block Demucs
+still uses its own split/overlap (``demucs.apply.apply_model``). Consecutive
+blocks are cross-faded linearly over their overlap, where each block's edge
+(least context, zero padding) gets the least weight. Finished audio is
+yielded as soon as no later block can change it, so a caller can write it
+to disk and peak memory depends on the block length, not the track's.
+
+Block length is rounded to a whole number of Demucs strides so that Demucs
+spends no extra, mostly padded, segment per block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import torch
+import tqdm
+
+from . import SAMPLE_RATE, TARGETS
+from .audio import resample
+from .config import Config
+from .errors import ConfigError, DemixError
+from .members import Member, load_member
+from .postfilter import WienerPostFilter
+
+#: Blocks shorter than this are zero-padded before separation (Open-Unmix's
+#: STFT needs more than n_fft / 2 samples), and cropped after.
+MIN_BLOCK_SECONDS = 1.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (an error where there is none) or ``auto``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DemixError("--device cuda: no CUDA GPU is usable here (torch.cuda.is_available() is False)")
+    if name not in ("cpu", "cuda"):
+        raise DemixError(f"unknown device {name!r}: choose cpu, cuda or auto")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Blocks of ``block`` samples, each starting ``block - overlap`` after
+    the previous one; the last ends at ``length``."""
+
+    length: int
+    block: int
+    overlap: int
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        step = self.block - self.overlap
+        start = 0
+        while True:
+            stop = min(start + self.block, self.length)
+            yield start, stop
+            if stop == self.length:
+                return
+            start += step
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class Ensemble:
+    def __init__(
+        self,
+        members: Sequence[Member],
+        weights: Mapping[str, Mapping[str, float]],
+        wiener_iterations: int = 1,
+        block_seconds: float = 60.0,
+        overlap_seconds: float = 1.0,
+        device: torch.device | str = "cpu",
+    ):
+        """``weights[member.name][target]``: raw weights, normalised here per
+        target over the members that estimate that target."""
+        self.members = list(members)
+        self.device = torch.device(device)
+        for member in self.members:
+            member.to(self.device)
+        self.weights = _normalise(self.members, weights)
+        self.postfilter = WienerPostFilter(wiener_iterations).to(self.device) if wiener_iterations else None
+        multiple = max(member.block_multiple for member in self.members)
+        self.block = max(1, round(block_seconds * SAMPLE_RATE / multiple)) * multiple
+        self.overlap = min(int(overlap_seconds * SAMPLE_RATE), self.block // 2)
+
+    @classmethod
+    def from_config(cls, config: Config, models_dir: Path, device: torch.device | str = "cpu") -> "Ensemble":
+        members = [load_member(member, models_dir, seed=config.seed) for member in config.members]
+        weights = {member.name: member.weights for member in config.members}
+        return cls(
+            members, weights, config.wiener_iterations, config.block_seconds, config.overlap_seconds, device
+        )
+
+    @property
+    def wiener_iterations(self) -> int:
+        return self.postfilter.iterations if self.postfilter else 0
+
+    def separate(self, mix: torch.Tensor, progress: str | None = None) -> torch.Tensor:
+        """Whole-track convenience: (2, frames) -> (targets, 2, frames)."""
+        return torch.cat(list(self.separate_blocks(mix, progress)), dim=-1)
+
+    def separate_blocks(self, mix: torch.Tensor, progress: str | None = None) -> Iterator[torch.Tensor]:
+        """Yield finished audio (targets, 2, n) block by block, in order; the
+        pieces concatenate to exactly ``mix``'s length. ``progress``: a label
+        for a progress bar over blocks (None: no bar)."""
+        if mix.dim() != 2 or mix.shape[0] != 2:
+            raise ValueError(f"expected a stereo mixture of shape (2, frames), got {tuple(mix.shape)}")
+        plan = BlockPlan(mix.shape[-1], self.block, self.overlap)
+        pending = None  # the previous block's overlapping tail, not yet final
+        bar = tqdm.tqdm(plan, total=len(plan), desc=progress, unit="block", leave=False, disable=progress is None)
+        for start, stop in bar:
+            estimates = self._separate_block(mix[:, start:stop])
+            if pending is not None:
+                width = pending.shape[-1]
+                fade_in = torch.linspace(0.0, 1.0, width + 2)[1:-1]
+                estimates[..., :width] = pending * (1 - fade_in) + estimates[..., :width] * fade_in
+            if stop < mix.shape[-1]:
+                pending = estimates[..., -self.overlap:] if self.overlap else None
+                finished = estimates[..., : estimates.shape[-1] - self.overlap]
+            else:
+                finished = estimates
+            yield finished
+
+    def _separate_block(self, block: torch.Tensor) -> torch.Tensor:
+        length = block.shape[-1]
+        min_length = int(MIN_BLOCK_SECONDS * SAMPLE_RATE)
+        if length < min_length:
+            block = torch.nn.functional.pad(block, (0, min_length - length))
+        block = block.to(self.device)
+        blend = torch.zeros((len(TARGETS),) + block.shape, device=self.device)
+        for member in self.members:
+            member_input = resample(block, SAMPLE_RATE, member.sample_rate)
+            for target, estimate in member.separate(member_input).items():
+                weight = self.weights[target].get(member.name, 0.0)
+                if weight:
+                    blend[TARGETS.index(target)] += weight * resample(
+                        estimate, member.sample_rate, SAMPLE_RATE, block.shape[-1]
+                    )
+        if self.postfilter is not None:
+            blend = self.postfilter(block, blend)
+        return blend[..., :length].cpu()
+
+    def describe(self) -> list[str]:
+        """Human-readable lines: members, their weights files, the blend."""
+        lines = []
+        for member in self.members:
+            lines.append(f"member {member.name}: {member.source} (targets: {', '.join(member.targets)})")
+        lines.append("blend weights (normalised per target):")
+        for target in TARGETS:
+            shares = ", ".join(f"{name} {weight:.3f}" for name, weight in self.weights[target].items())
+            lines.append(f"  {target:<7} {shares}")
+        lines.append(
+            f"Wiener post-filter: {self.wiener_iterations} EM iteration(s)" if self.postfilter
+            else "Wiener post-filter: off"
+        )
+        lines.append(
+            f"blocks: {self.block / SAMPLE_RATE:.2f} s with {self.overlap / SAMPLE_RATE:.2f} s cross-fade; "
+            f"device {self.device}"
+        )
+        return lines
+
+
+def _normalise(members: Sequence[Member], weights: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    normalised = {}
+    for target in TARGETS:
+        raw = {m.name: float(weights.get(m.name, {}).get(target, 0.0)) for m in members if target in m.targets}
+        total = sum(raw.values())
+        if total <= 0:
+            raise ConfigError(
+                f"no member estimates {target!r} with a weight above 0 "
+                f"(members: {', '.join(m.name for m in members)})"
+            )
+        normalised[target] = {name: value / total for name, value in raw.items() if value > 0}
+    return normalised

@@ -1,0 +1,24 @@
+"""One adapter per model family, behind :class:`~demix.members.base.Member`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import MemberConfig
+from .base import Member
+from .demucs import DemucsMember
+from .openunmix import OpenUnmixMember
+
+__all__ = ["Member", "DemucsMember", "OpenUnmixMember", "load_member"]
+
+
+def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member:
+    """Build the member a config entry describes, reading weights from disk only."""
+    if config.family == "demucs":
+        options = dict(config.options, seed=seed)
+        if config.is_official:
+            return DemucsMember.from_official(config.name, config.model, models_dir, **options)
+        return DemucsMember.from_file(config.name, Path(config.model), **options)
+    if config.is_official:
+        return OpenUnmixMember.from_official(config.name, config.model, models_dir, **config.options)
+    return OpenUnmixMember.from_training_folder(config.name, Path(config.model), **config.options)

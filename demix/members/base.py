@@ -1,0 +1,40 @@
+"""The one interface every model family implements."""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+
+
+class Member(abc.ABC):
+    """A pretrained separator: a stereo mixture at ``sample_rate`` in, one
+    waveform per target it knows out.
+
+    Members are applied by :class:`demix.ensemble.Ensemble` to one block of
+    the song at a time, so they never see a whole long track.
+    """
+
+    #: Name shown to the user (the config's member name).
+    name: str
+    #: Sample rate the model was trained at.
+    sample_rate: int
+    #: Targets this member estimates, a subset of :data:`demix.TARGETS`.
+    targets: tuple[str, ...]
+    #: Where the weights came from, for ``python -m demix info``.
+    source: str
+
+    @property
+    def block_multiple(self) -> int:
+        """Blocks whose length is a multiple of this many samples cost this
+        member no padding (Demucs: its segment stride). 1 means any length."""
+        return 1
+
+    @abc.abstractmethod
+    def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``mix``: (2, frames) float32 on the member's device. Returns
+        ``{target: (2, frames)}`` for each of :attr:`targets`."""
+
+    @abc.abstractmethod
+    def to(self, device: torch.device) -> "Member":
+        """Move the model to ``device``; returns self."""

@@ -1,0 +1,108 @@
+"""Open-Unmix members: official ``umxhq`` / ``umxl`` weights, or a folder
+written by Open-Unmix's own training script.
+
+The models, STFT and Wiener filter are openunmix's own
+(:class:`openunmix.model.Separator`); this adapter only finds the weights on
+disk, never on the network, and maps outputs to target names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openunmix
+import torch
+from openunmix import model as umx_model
+from openunmix import utils as umx_utils
+
+from .. import TARGETS
+from ..errors import WeightsError, first_line
+from ..weights import get_official, missing_file_error, file_status
+from .base import Member
+
+#: Frames per Wiener window inside Open-Unmix's Separator (its own default).
+WIENER_WINDOW_FRAMES = 300
+
+
+class OpenUnmixMember(Member):
+    def __init__(self, name: str, separator: umx_model.Separator, channels: int, source: str):
+        self.name = name
+        self.separator = separator.eval()
+        self.sample_rate = int(separator.sample_rate)
+        self.targets = tuple(separator.target_models.keys())
+        self.source = source
+        self._channels = channels
+
+    @classmethod
+    def from_official(cls, name: str, model_name: str, models_dir: Path, niter: int) -> "OpenUnmixMember":
+        """``umxhq`` or ``umxl`` from ``models_dir/<model_name>/<target>-<hash>.pth``."""
+        official = get_official(model_name)
+        if official.family != "openunmix":
+            raise WeightsError(f"{model_name!r} is a {official.family} model, not an Open-Unmix one")
+        builder = getattr(openunmix, model_name)
+        # pretrained=False: the package builds the exact architecture without
+        # touching torch hub; the weights are loaded from our folder below.
+        separator = builder(niter=niter, pretrained=False, device="cpu", wiener_win_len=WIENER_WINDOW_FRAMES)
+        for file in official.files:
+            path = Path(models_dir) / file.path
+            if file_status(models_dir, file) == "missing":
+                raise missing_file_error(official, file, models_dir)
+            target = path.name.split("-", 1)[0]
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                missing, _ = separator.target_models[target].load_state_dict(state, strict=False)
+            except Exception as error:  # torch reports truncation and garbage in many ways
+                raise missing_file_error(official, file, models_dir, damaged=first_line(error)) from None
+            if missing:
+                raise missing_file_error(official, file, models_dir, damaged=f"lacks {', '.join(missing)}")
+        return cls(name, separator.eval(), channels=2, source=f"{model_name} from {Path(models_dir) / model_name}")
+
+    @classmethod
+    def from_training_folder(cls, name: str, folder: Path, niter: int) -> "OpenUnmixMember":
+        """A folder written by Open-Unmix's training: ``<target>.pth`` +
+        ``<target>.json`` for each target it has, optional ``separator.json``."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise WeightsError(f"{folder}: Open-Unmix model folder not found")
+        targets = [target for target in TARGETS if (folder / f"{target}.json").is_file()]
+        if not targets:
+            raise WeightsError(
+                f"{folder}: no Open-Unmix target model here (expected <target>.json and <target>.pth "
+                f"for some of {', '.join(TARGETS)})"
+            )
+        for target in targets:
+            if not any(folder.glob(f"{target}*.pth")):
+                raise WeightsError(f"{folder}: {target}.json has no {target}.pth beside it")
+        try:
+            if (folder / "separator.json").is_file():
+                separator = umx_utils.load_separator(
+                    str(folder), targets=targets, niter=niter, wiener_win_len=WIENER_WINDOW_FRAMES, device="cpu"
+                )
+                channels = json.loads((folder / "separator.json").read_text())["nb_channels"]
+            else:
+                args = json.loads((folder / f"{targets[0]}.json").read_text())["args"]
+                channels = args["nb_channels"]
+                separator = umx_model.Separator(
+                    umx_utils.load_target_models(targets, str(folder), device="cpu"),
+                    niter=niter,
+                    wiener_win_len=WIENER_WINDOW_FRAMES,
+                    sample_rate=44100.0,
+                    n_fft=args["nfft"],
+                    n_hop=args["nhop"],
+                    nb_channels=channels,
+                )
+        except Exception as error:
+            raise WeightsError(f"{folder}: not a loadable Open-Unmix model folder ({first_line(error)})") from None
+        return cls(name, separator, channels=channels, source=f"Open-Unmix folder {folder}")
+
+    def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+        model_input = mix.mean(dim=0, keepdim=True) if self._channels == 1 else mix
+        with torch.inference_mode():
+            estimates = self.separator(model_input[None])[0]
+        return {target: estimates[index].expand_as(mix) for index, target in enumerate(self.targets)}
+
+    def to(self, device: torch.device) -> "OpenUnmixMember":
+        self.separator.to(device)
+        return self
+

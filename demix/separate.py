@@ -1,0 +1,100 @@
+"""Files in, stems on disk out: the loop a user runs over many songs.
+
+Each song is independent: a song that cannot be read or written is
+reported with its file name and the run goes on. Outputs are written
+atomically, so a song whose four stems exist is complete and a run started
+again skips it (resume) unless asked to overwrite.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import tqdm
+
+from . import SAMPLE_RATE, TARGETS
+from .audio import Audio, from_engine, open_stem_writers, read_audio, song_name, to_engine
+from .ensemble import Ensemble
+from .errors import AudioError, DemixError
+
+
+@dataclass
+class SongResult:
+    input: Path
+    output: Path
+    status: str  # "done", "skipped" or "failed"
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def separate_audio(ensemble: Ensemble, audio: Audio, progress: str | None = None) -> np.ndarray:
+    """In memory: (targets, channels, frames) at ``audio``'s rate and length."""
+    return from_engine(ensemble.separate(to_engine(audio), progress), audio)
+
+
+def separate_file(
+    ensemble: Ensemble, path: Path, out_dir: Path, subtype: str = "FLOAT", progress: str | None = None
+) -> dict[str, Path]:
+    """Separate one file into ``out_dir/<target>.wav``, written atomically.
+
+    At the engine's rate the stems are streamed to disk block by block, so
+    memory does not grow with the song; other rates are resampled back as
+    whole stems.
+    """
+    audio = read_audio(path)
+    with open_stem_writers(out_dir, audio.sample_rate, audio.channels, subtype) as writers:
+        if audio.sample_rate == SAMPLE_RATE:
+            for block in ensemble.separate_blocks(to_engine(audio), progress):
+                if audio.channels == 1:
+                    block = block.mean(dim=1, keepdim=True)
+                writers.write(block.numpy())
+        else:
+            writers.write(separate_audio(ensemble, audio, progress))
+    return writers.paths
+
+
+def separate_files(
+    ensemble: Ensemble,
+    paths: Sequence[Path],
+    out_root: Path,
+    overwrite: bool = False,
+    subtype: str = "FLOAT",
+    report: Callable[[str], None] = tqdm.tqdm.write,
+    progress: bool = True,
+) -> list[SongResult]:
+    """Separate each file into ``out_root/<song>/<target>.wav``."""
+    results = []
+    seen: dict[str, Path] = {}
+    bar = tqdm.tqdm(paths, desc="songs", unit="song", disable=not progress)
+    for path in bar:
+        path = Path(path)
+        name = song_name(path)
+        out_dir = Path(out_root) / name
+        result = SongResult(path, out_dir, "done")
+        started = time.perf_counter()
+        try:
+            if name in seen:
+                raise AudioError(f"{path}: same song name {name!r} as {seen[name]}; their stems would collide")
+            seen[name] = path
+            if not overwrite and all((out_dir / f"{target}.wav").is_file() for target in TARGETS):
+                result.status = "skipped"
+                report(f"{path}: stems already in {out_dir}, skipped (--overwrite to redo)")
+            else:
+                separate_file(ensemble, path, out_dir, subtype, progress=name if progress else None)
+                report(f"{path}: stems written to {out_dir}")
+        except DemixError as error:
+            result.status, result.error = "failed", str(error)
+        except (RuntimeError, ValueError, MemoryError, OSError) as error:
+            # Not expected: keep the run going, but keep the trace for a bug report.
+            result.status = "failed"
+            result.error = f"{path}: separation failed ({type(error).__name__}: {error})\n{traceback.format_exc()}"
+        if result.error:
+            report(f"error: {result.error}")
+        result.seconds = time.perf_counter() - started
+        results.append(result)
+    return results

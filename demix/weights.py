@@ -1,0 +1,260 @@
+"""Where the official weight files come from, and getting them into ``models/``.
+
+Every official file name carries the first hex digits of its sha256
+(``vocals-b62c91ce.pth`` for Open-Unmix, as torch hub names them;
+``955717e8-8726e21a.th`` for Demucs, signature then checksum), so each file
+is verified against its own name. The Demucs list is read from the
+``demucs`` package itself (``demucs/remote/files.txt`` and its bag ``.yaml``
+files), so it cannot drift from the installed version.
+
+Layout under the models folder::
+
+    umxhq/<target>-<hash>.pth        umxl/<target>-<hash>.pth
+    demucs/<signature>-<hash>.th     demucs/<name>.yaml
+
+Nothing here runs while separating: members only *read* these paths and
+turn a missing file into :func:`missing_file_error`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from .errors import WeightsError
+
+#: Seconds to wait for a server before giving up on a download.
+DOWNLOAD_TIMEOUT = 60
+
+_OPENUNMIX_URLS = {
+    # Copied from openunmix 1.3.0 (openunmix/__init__.py, umxhq_spec / umxl_spec);
+    # tests/test_weights.py checks they still match the installed package.
+    "umxhq": (
+        "https://zenodo.org/records/3370489/files/bass-8d85a5bd.pth",
+        "https://zenodo.org/records/3370489/files/drums-9619578f.pth",
+        "https://zenodo.org/records/3370489/files/other-b52fbbf7.pth",
+        "https://zenodo.org/records/3370489/files/vocals-b62c91ce.pth",
+    ),
+    "umxl": (
+        "https://zenodo.org/records/5069601/files/bass-2ca1ce51.pth",
+        "https://zenodo.org/records/5069601/files/drums-69e0ebd4.pth",
+        "https://zenodo.org/records/5069601/files/other-c8c5b3e6.pth",
+        "https://zenodo.org/records/5069601/files/vocals-bccbd9aa.pth",
+    ),
+}
+
+_LICENCES = {
+    "umxhq": "MIT (Open-Unmix, Zenodo 3370489)",
+    "umxl": "CC BY-NC-SA 4.0 (Open-Unmix UMX-L, Zenodo 5069601): non-commercial use only",
+}
+_DEMUCS_LICENCE = "MIT (Demucs, Meta AI)"
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.")
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file of a model, at ``path`` relative to the models folder."""
+
+    path: str
+    #: Official download address; None for a file shipped inside a package.
+    url: str | None
+    #: Leading hex digits of the file's sha256, or None where unknown.
+    sha256_prefix: str | None
+    #: For a file shipped inside a package: where it is on this machine.
+    bundled: Path | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.url or f"shipped with the installed package ({self.bundled})"
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """All files one official model name needs."""
+
+    name: str
+    family: str  # "openunmix" or "demucs"
+    files: tuple[WeightFile, ...]
+    licence: str
+
+
+def _hash_of(file_name: str) -> str | None:
+    match = _HASH_IN_NAME.search(file_name)
+    return match.group(1) if match else None
+
+
+@lru_cache(maxsize=None)
+def official_models() -> dict[str, ModelWeights]:
+    """Every official model name this kit can fetch, with its files."""
+    models: dict[str, ModelWeights] = {}
+    for name, urls in _OPENUNMIX_URLS.items():
+        files = tuple(
+            WeightFile(f"{name}/{url.rsplit('/', 1)[1]}", url, _hash_of(url)) for url in urls
+        )
+        models[name] = ModelWeights(name, "openunmix", files, _LICENCES[name])
+    models.update(_demucs_models())
+    return models
+
+
+def _demucs_models() -> dict[str, ModelWeights]:
+    import yaml
+    from demucs import pretrained
+
+    urls = pretrained._parse_remote_files(pretrained.REMOTE_ROOT / "files.txt")
+    models = {}
+    for bag_file in sorted(pretrained.REMOTE_ROOT.glob("*.yaml")):
+        if bag_file.stem.startswith("repro_"):
+            continue  # reproduction bags of the paper, not released models
+        signatures = yaml.safe_load(bag_file.read_text())["models"]
+        files = []
+        for signature in signatures:
+            url = urls[signature]
+            files.append(WeightFile(f"demucs/{url.rsplit('/', 1)[1]}", url, _hash_of(url)))
+        files.append(WeightFile(f"demucs/{bag_file.name}", None, None, bag_file))
+        models[bag_file.stem] = ModelWeights(bag_file.stem, "demucs", tuple(files), _DEMUCS_LICENCE)
+    return models
+
+
+def get_official(name: str) -> ModelWeights:
+    try:
+        return official_models()[name]
+    except KeyError:
+        known = ", ".join(sorted(official_models()))
+        raise WeightsError(f"unknown official model {name!r}; known names: {known}") from None
+
+
+def fetch_command(name: str) -> str:
+    return f"python -m demix weights fetch {name}"
+
+
+def missing_file_error(model: ModelWeights, file: WeightFile, models_dir: Path, damaged: str | None = None) -> WeightsError:
+    """The one message for a weight file that is not usable: which file,
+    where it was looked for, where it officially comes from, how to get it."""
+    where = Path(models_dir) / file.path
+    what = f"is damaged ({damaged})" if damaged else "is missing"
+    return WeightsError(
+        f"weight file {file.path} of model {model.name!r} {what}\n"
+        f"  looked for: {where}\n"
+        f"  official source: {file.origin}\n"
+        f"  fetch it with: {fetch_command(model.name)} "
+        f"(or `... --from DIR` to copy it from a mirror folder)"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_status(models_dir: Path, file: WeightFile) -> str:
+    """``present`` (and verified), ``missing`` or ``damaged``."""
+    path = Path(models_dir) / file.path
+    if not path.is_file():
+        return "missing"
+    if file.sha256_prefix and not sha256_of(path).startswith(file.sha256_prefix):
+        return "damaged"
+    if file.bundled is not None and path.read_bytes() != file.bundled.read_bytes():
+        return "damaged"
+    return "present"
+
+
+def model_status(models_dir: Path, model: ModelWeights) -> str:
+    """The worst status over the model's files."""
+    statuses = {file_status(models_dir, file) for file in model.files}
+    for status in ("damaged", "missing"):
+        if status in statuses:
+            return status
+    return "present"
+
+
+def fetch(
+    models: list[ModelWeights],
+    models_dir: Path,
+    mirror: Path | None = None,
+    report: Callable[[str], None] = print,
+) -> None:
+    """Put every file of ``models`` into ``models_dir``, verified.
+
+    Files already present and verified are kept. Each file comes from
+    ``mirror`` (a folder holding it at its relative path or by its bare
+    name) when given, otherwise from its official URL. Every file is tried;
+    one :class:`WeightsError` at the end lists all that could not be had.
+    """
+    failures = []
+    for model in models:
+        for file in model.files:
+            destination = Path(models_dir) / file.path
+            status = file_status(models_dir, file)
+            if status == "present":
+                report(f"{file.path}: present")
+                continue
+            try:
+                _obtain(file, destination, mirror, report)
+            except WeightsError as error:
+                failures.append(f"{file.path} ({model.name}): {error}")
+    if failures:
+        raise WeightsError("could not get these weight files:\n  " + "\n  ".join(failures))
+
+
+def _obtain(file: WeightFile, destination: Path, mirror: Path | None, report: Callable[[str], None]) -> None:
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    except OSError as error:
+        raise WeightsError(f"cannot write into {destination.parent}: {error}") from None
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if file.bundled is not None:
+                source = str(file.bundled)
+                with open(file.bundled, "rb") as handle:
+                    shutil.copyfileobj(handle, out)
+            elif mirror is not None:
+                source_path = _find_in_mirror(Path(mirror), file)
+                source = str(source_path)
+                with open(source_path, "rb") as handle:
+                    shutil.copyfileobj(handle, out)
+            else:
+                source = file.url
+                _download(file.url, out)
+        if file.sha256_prefix:
+            actual = sha256_of(temp)
+            if not actual.startswith(file.sha256_prefix):
+                raise WeightsError(
+                    f"{source} has sha256 {actual[:len(file.sha256_prefix)]}..., "
+                    f"expected {file.sha256_prefix}...: damaged or not the official file"
+                )
+        os.replace(temp, destination)
+        report(f"{file.path}: fetched from {source}")
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _find_in_mirror(mirror: Path, file: WeightFile) -> Path:
+    for candidate in (mirror / file.path, mirror / Path(file.path).name):
+        if candidate.is_file():
+            return candidate
+    raise WeightsError(f"not in the mirror folder {mirror} (looked for {file.path} and {Path(file.path).name})")
+
+
+def _download(url: str, out) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            shutil.copyfileobj(response, out, length=1 << 20)
+    except urllib.error.HTTPError as error:
+        raise WeightsError(f"{url}: the server answered {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise WeightsError(f"{url}: cannot download ({reason}); without internet use --from DIR") from None
