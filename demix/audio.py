@@ -23,7 +23,7 @@ import soundfile as sf
 import torch
 
 from . import SAMPLE_RATE, TARGETS
-from .errors import AudioError
+from .errors import AudioError, first_line
 
 #: Output sample formats accepted by :func:`open_stem_writers` (soundfile subtypes).
 OUTPUT_SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
@@ -96,8 +96,7 @@ def _read_with_ffmpeg(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]
         raise
     except Exception as ffmpeg_error:  # ffprobe/ffmpeg report many kinds of failure
         raise AudioError(
-            f"{path}: not a readable audio file (libsndfile: {sf_error}; "
-            f"ffmpeg: {str(ffmpeg_error).strip().splitlines()[-1] if str(ffmpeg_error).strip() else type(ffmpeg_error).__name__})"
+            f"{path}: not a readable audio file (libsndfile: {first_line(sf_error)}; ffmpeg: {first_line(ffmpeg_error)})"
         ) from None
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 1:
@@ -170,7 +169,9 @@ class StemWriters:
     def commit(self) -> dict[str, Path]:
         for handle in self._files.values():
             handle.close()
+        mode = 0o666 & ~_current_umask()  # mkstemp creates 0600; stems are ordinary files
         for target, temp in self._temp_paths.items():
+            os.chmod(temp, mode)
             os.replace(temp, self.paths[target])
         self._temp_paths.clear()
         return dict(self.paths)
@@ -183,6 +184,14 @@ class StemWriters:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         self._temp_paths.clear()
+        with contextlib.suppress(OSError):
+            self.out_dir.rmdir()  # only succeeds when nothing else is in it
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

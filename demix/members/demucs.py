@@ -96,7 +96,7 @@ class DemucsMember(Member):
         saved_state = random.getstate()
         random.seed(self.seed)  # apply_model draws its shifts from `random`
         try:
-            with torch.inference_mode():
+            with torch.no_grad():
                 estimates = apply_model(
                     self.model, ((model_input - mean) / std)[None], shifts=self.shifts,
                     split=True, overlap=self.overlap, progress=False, device=mix.device,

@@ -98,7 +98,7 @@ class OpenUnmixMember(Member):
 
     def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
         model_input = mix.mean(dim=0, keepdim=True) if self._channels == 1 else mix
-        with torch.inference_mode():
+        with torch.no_grad():
             estimates = self.separator(model_input[None])[0]
         return {target: estimates[index].expand_as(mix) for index, target in enumerate(self.targets)}
 
