@@ -1,0 +1,136 @@
+"""The weights command: manifest, download over HTTP (a local server),
+mirror copies, verification, and clear failures without internet."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import inspect
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import openunmix
+import pytest
+
+from demix.errors import WeightsError
+from demix.weights import ModelWeights, WeightFile, fetch, file_status, get_official, official_models
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_openunmix_urls_match_the_installed_package():
+    source = inspect.getsource(openunmix)
+    for name in ("umxhq", "umxl"):
+        for file in get_official(name).files:
+            assert f'"{file.url}"' in source
+
+
+def test_demucs_names_come_from_the_installed_package():
+    models = official_models()
+    for name in ("htdemucs", "htdemucs_ft", "mdx_extra", "mdx_extra_q", "hdemucs_mmi"):
+        assert models[name].family == "demucs"
+    assert len([f for f in models["htdemucs_ft"].files if f.url]) == 4
+    assert all(f.sha256_prefix for f in models["mdx_extra"].files if f.url)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/served."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _model(base_url, files: dict[str, bytes], corrupt: str | None = None) -> ModelWeights:
+    entries = []
+    for name, content in files.items():
+        digest = hashlib.sha256(content).hexdigest()[:8]
+        if name == corrupt:
+            digest = "00000000"
+        entries.append(WeightFile(f"test/{name}", f"{base_url}/{name}", digest))
+    return ModelWeights("test", "openunmix", tuple(entries), "test")
+
+
+def test_download_verifies_and_places_files(tmp_path, server):
+    served, url = server
+    files = {"vocals-x.pth": b"v" * 5000, "bass-x.pth": b"b" * 7000}
+    for name, content in files.items():
+        (served / name).write_bytes(content)
+    model = _model(url, files)
+    models_dir = tmp_path / "models"
+    fetch([model], models_dir, report=lambda _: None)
+    assert (models_dir / "test" / "vocals-x.pth").read_bytes() == files["vocals-x.pth"]
+    assert all(file_status(models_dir, f) == "present" for f in model.files)
+    # a second fetch keeps verified files without downloading again
+    (served / "vocals-x.pth").unlink()
+    fetch([model], models_dir, report=lambda _: None)
+
+
+def test_wrong_hash_is_rejected_and_nothing_is_left(tmp_path, server):
+    served, url = server
+    files = {"good.pth": b"g" * 100, "bad.pth": b"x" * 100}
+    for name, content in files.items():
+        (served / name).write_bytes(content)
+    models_dir = tmp_path / "models"
+    with pytest.raises(WeightsError) as error:
+        fetch([_model(url, files, corrupt="bad.pth")], models_dir, report=lambda _: None)
+    assert "test/bad.pth" in str(error.value) and "expected 00000000" in str(error.value)
+    assert sorted(p.name for p in (models_dir / "test").iterdir()) == ["good.pth"]
+
+
+def test_http_errors_and_unreachable_servers_are_reported_per_file(tmp_path, server):
+    _, url = server
+    model = ModelWeights("test", "openunmix", (
+        WeightFile("test/absent.pth", f"{url}/absent.pth", "12345678"),
+        WeightFile("test/unreachable.pth", "http://127.0.0.1:9/unreachable.pth", "12345678"),
+    ), "test")
+    with pytest.raises(WeightsError) as error:
+        fetch([model], tmp_path / "models", report=lambda _: None)
+    message = str(error.value)
+    assert "absent.pth" in message and "404" in message
+    assert "unreachable.pth" in message and "--from DIR" in message
+
+
+def test_mirror_folder(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "a.pth").write_bytes(b"a" * 10)
+    model = _model("http://127.0.0.1:9", {"a.pth": b"a" * 10})
+    fetch([model], tmp_path / "models", mirror=mirror, report=lambda _: None)
+    assert file_status(tmp_path / "models", model.files[0]) == "present"
+    with pytest.raises(WeightsError, match="not in the mirror folder"):
+        fetch([_model("http://127.0.0.1:9", {"b.pth": b"b"})], tmp_path / "models", mirror=mirror,
+              report=lambda _: None)
+
+
+def _cli(*args, cwd=PROJECT):
+    return subprocess.run([sys.executable, "-m", "demix", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_cli_fetch_from_an_empty_mirror_names_every_missing_file(tmp_path):
+    (tmp_path / "mirror").mkdir()
+    result = _cli("weights", "fetch", "umxhq", "--models", str(tmp_path / "models"), "--from", str(tmp_path / "mirror"))
+    assert result.returncode == 1
+    for target in ("bass", "drums", "other", "vocals"):
+        assert f"umxhq/{target}-" in result.stderr
+
+
+def test_cli_list_shows_missing_and_damaged(tmp_path):
+    models = tmp_path / "models"
+    (models / "umxhq").mkdir(parents=True)
+    (models / "umxhq" / "vocals-b62c91ce.pth").write_bytes(b"not the official file")
+    result = _cli("weights", "list", "--models", str(models))
+    assert result.returncode == 1
+    rows = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()[2:] if line.strip()}
+    assert rows["umxhq"] == "damaged" and rows["htdemucs"] == "missing"
+    assert "python -m demix weights fetch" in result.stdout
