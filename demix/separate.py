@@ -8,6 +8,7 @@ again skips it (resume) unless asked to overwrite.
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ def separate_files(
             result.status = "failed"
             result.error = f"{path}: separation failed ({type(error).__name__}: {error})\n{traceback.format_exc()}"
         if result.error:
-            report(f"error: {result.error}")
+            tqdm.tqdm.write(f"error: {result.error}", file=sys.stderr)
         result.seconds = time.perf_counter() - started
         results.append(result)
     return results
