@@ -148,6 +148,9 @@ def _weights_fetch(args) -> int:
     from .weights import fetch, get_official
 
     names = args.names or [member.model for member in load_config(args.config).members if member.is_official]
+    if not names:
+        print("the config uses no official weights; name the models to fetch")
+        return 0
     models = [get_official(name) for name in names]
     fetch(models, _models_dir(args), mirror=args.mirror)
     print(f"all files of {', '.join(names)} are present and verified in {_models_dir(args)}")

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
+
+import tqdm
 
 from .errors import WeightsError
 
@@ -252,7 +255,12 @@ def _find_in_mirror(mirror: Path, file: WeightFile) -> Path:
 def _download(url: str, out) -> None:
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            shutil.copyfileobj(response, out, length=1 << 20)
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm.tqdm(total=size, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[1], leave=False,
+                           disable=not sys.stderr.isatty()) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
     except urllib.error.HTTPError as error:
         raise WeightsError(f"{url}: the server answered {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:

@@ -13,16 +13,14 @@ import soundfile as sf
 
 from demix import SAMPLE_RATE, TARGETS
 
+from conftest import global_sdr
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def run_demix(*args):
     return subprocess.run([sys.executable, "-m", "demix", *map(str, args)], cwd=PROJECT,
                           capture_output=True, text=True)
-
-
-def global_sdr(reference, estimate):
-    return 10 * np.log10((np.sum(reference**2) + 1e-7) / (np.sum((reference - estimate) ** 2) + 1e-7))
 
 
 @pytest.fixture(scope="module")

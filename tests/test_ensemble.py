@@ -13,6 +13,8 @@ from demix.ensemble import BlockPlan, Ensemble
 from demix.errors import ConfigError
 from demix.members.base import Member
 
+from conftest import global_sdr
+
 
 class KnownMember(Member):
     """A member that returns given stems (whole track: use one block)."""
@@ -42,11 +44,6 @@ class FractionMember(Member):
 
     def to(self, device):
         return self
-
-
-def global_sdr(reference, estimate):
-    reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
-    return 10 * np.log10((np.sum(reference**2) + 1e-7) / (np.sum((reference - estimate) ** 2) + 1e-7))
 
 
 @pytest.fixture(scope="module")
