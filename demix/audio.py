@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator
 
 import julius
 import numpy as np
@@ -158,7 +158,7 @@ class StemWriters:
             self.discard()
             raise AudioError(f"{self.out_dir}: cannot write output here ({error})") from None
 
-    def write(self, stems: Mapping[str, np.ndarray] | np.ndarray) -> None:
+    def write(self, stems: np.ndarray) -> None:
         """Append one block: (targets, channels, frames) in TARGETS order."""
         try:
             for index, target in enumerate(TARGETS):

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from .audio import OUTPUT_SUBTYPES
 from .config import DEFAULT_CONFIG, Config, load_config
 from .errors import DemixError
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     separate.add_argument("-o", "--out", type=Path, required=True, help="writes OUT/<song>/<target>.wav")
     separate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     separate.add_argument("--overwrite", action="store_true", help="redo songs whose stems already exist")
-    separate.add_argument("--format", default="FLOAT", choices=("FLOAT", "PCM_16", "PCM_24"),
+    separate.add_argument("--format", default="FLOAT", choices=OUTPUT_SUBTYPES,
                           help="WAV sample format of the stems (default: 32-bit float, never clips)")
     add_common(separate)
 
