@@ -65,7 +65,7 @@ def measure(mode: str, wav: Path) -> dict:
     """Run one mode in this process; returns its wall time."""
     import torch
 
-    from demix.audio import read_audio, to_engine
+    from demix.audio import read_audio, stem_paths, to_engine
     from demix.config import load_config
     from demix.ensemble import Ensemble
     from demix.separate import separate_file
@@ -91,7 +91,7 @@ def measure(mode: str, wav: Path) -> dict:
         ensemble = Ensemble([demucs_member, umx_member], weights, iterations,
                             config.block_seconds, config.overlap_seconds)
         with tempfile.TemporaryDirectory() as out_dir:
-            separate_file(ensemble, wav, Path(out_dir))
+            separate_file(ensemble, wav, stem_paths(Path(out_dir)))
     return {"mode": mode, "seconds": time.perf_counter() - started}
 
 

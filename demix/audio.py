@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import julius
 import numpy as np
@@ -132,23 +132,29 @@ def resample(wav: torch.Tensor, old_rate: int, new_rate: int, length: int | None
     return wav
 
 
+def stem_paths(out_dir: Path) -> dict[str, Path]:
+    """Where a song's stems go: ``out_dir/<target>.wav``."""
+    return {target: Path(out_dir) / f"{target}.wav" for target in TARGETS}
+
+
 class StemWriters:
     """Four output files written block by block, each into a temporary file
     beside its destination, renamed into place only when all four are
     complete. On an error nothing is left behind and no earlier output is
     overwritten by a partial one."""
 
-    def __init__(self, out_dir: Path, sample_rate: int, channels: int, subtype: str = "FLOAT"):
+    def __init__(self, paths: Mapping[str, Path], sample_rate: int, channels: int, subtype: str = "FLOAT"):
         if subtype not in OUTPUT_SUBTYPES:
             raise AudioError(f"unknown output format {subtype!r}; choose one of {', '.join(OUTPUT_SUBTYPES)}")
-        self.out_dir = Path(out_dir)
-        self.paths = {target: self.out_dir / f"{target}.wav" for target in TARGETS}
+        if set(paths) != set(TARGETS):
+            raise ValueError(f"need one path per target {TARGETS}, got {sorted(paths)}")
+        self.paths = {target: Path(paths[target]) for target in TARGETS}
         self._temp_paths: dict[str, Path] = {}
         self._files: dict[str, sf.SoundFile] = {}
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             for target, path in self.paths.items():
-                fd, temp = tempfile.mkstemp(prefix=f".{target}.", suffix=".wav.part", dir=self.out_dir)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav.part", dir=path.parent)
                 os.close(fd)
                 self._temp_paths[target] = Path(temp)
                 self._files[target] = sf.SoundFile(
@@ -156,7 +162,7 @@ class StemWriters:
                 )
         except (OSError, sf.LibsndfileError) as error:
             self.discard()
-            raise AudioError(f"{self.out_dir}: cannot write output here ({error})") from None
+            raise AudioError(f"{path.parent}: cannot write output here ({error})") from None
 
     def write(self, stems: np.ndarray) -> None:
         """Append one block: (targets, channels, frames) in TARGETS order."""
@@ -164,7 +170,7 @@ class StemWriters:
             for index, target in enumerate(TARGETS):
                 self._files[target].write(np.asarray(stems[index]).T)
         except (OSError, sf.LibsndfileError) as error:
-            raise AudioError(f"{self.out_dir}: writing failed ({error})") from None
+            raise AudioError(f"{self.paths[TARGETS[0]].parent}: writing failed ({error})") from None
 
     def commit(self) -> dict[str, Path]:
         for handle in self._files.values():
@@ -184,8 +190,9 @@ class StemWriters:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         self._temp_paths.clear()
-        with contextlib.suppress(OSError):
-            self.out_dir.rmdir()  # only succeeds when nothing else is in it
+        for folder in {path.parent for path in self.paths.values()}:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds when nothing else is in it
 
 
 def _current_umask() -> int:
@@ -195,10 +202,12 @@ def _current_umask() -> int:
 
 
 @contextlib.contextmanager
-def open_stem_writers(out_dir: Path, sample_rate: int, channels: int, subtype: str = "FLOAT") -> Iterator[StemWriters]:
+def open_stem_writers(
+    paths: Mapping[str, Path], sample_rate: int, channels: int, subtype: str = "FLOAT"
+) -> Iterator[StemWriters]:
     """Context manager around :class:`StemWriters`: commits on success,
     discards the temporary files on any exception."""
-    writers = StemWriters(out_dir, sample_rate, channels, subtype)
+    writers = StemWriters(paths, sample_rate, channels, subtype)
     try:
         yield writers
     except BaseException:

@@ -13,13 +13,13 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import tqdm
 
-from . import SAMPLE_RATE, TARGETS
-from .audio import Audio, from_engine, open_stem_writers, read_audio, song_name, to_engine
+from . import SAMPLE_RATE
+from .audio import Audio, from_engine, open_stem_writers, read_audio, song_name, stem_paths, to_engine
 from .ensemble import Ensemble
 from .errors import AudioError, DemixError
 
@@ -39,16 +39,18 @@ def separate_audio(ensemble: Ensemble, audio: Audio, progress: str | None = None
 
 
 def separate_file(
-    ensemble: Ensemble, path: Path, out_dir: Path, subtype: str = "FLOAT", progress: str | None = None
+    ensemble: Ensemble, path: Path, destinations: Mapping[str, Path], subtype: str = "FLOAT",
+    progress: str | None = None,
 ) -> dict[str, Path]:
-    """Separate one file into ``out_dir/<target>.wav``, written atomically.
+    """Separate one file into ``destinations[target]`` (see
+    :func:`demix.audio.stem_paths`), each written atomically.
 
     At the engine's rate the stems are streamed to disk block by block, so
     memory does not grow with the song; other rates are resampled back as
     whole stems.
     """
     audio = read_audio(path)
-    with open_stem_writers(out_dir, audio.sample_rate, audio.channels, subtype) as writers:
+    with open_stem_writers(destinations, audio.sample_rate, audio.channels, subtype) as writers:
         if audio.sample_rate == SAMPLE_RATE:
             for block in ensemble.separate_blocks(to_engine(audio), progress):
                 if audio.channels == 1:
@@ -82,11 +84,12 @@ def separate_files(
             if name in seen:
                 raise AudioError(f"{path}: same song name {name!r} as {seen[name]}; their stems would collide")
             seen[name] = path
-            if not overwrite and all((out_dir / f"{target}.wav").is_file() for target in TARGETS):
+            destinations = stem_paths(out_dir)
+            if not overwrite and all(path.is_file() for path in destinations.values()):
                 result.status = "skipped"
                 report(f"{path}: stems already in {out_dir}, skipped (--overwrite to redo)")
             else:
-                separate_file(ensemble, path, out_dir, subtype, progress=name if progress else None)
+                separate_file(ensemble, path, destinations, subtype, progress=name if progress else None)
                 report(f"{path}: stems written to {out_dir}")
         except DemixError as error:
             result.status, result.error = "failed", str(error)

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from demix import SAMPLE_RATE, TARGETS
-from demix.audio import Audio, from_engine, open_stem_writers, read_audio, song_name, to_engine
+from demix.audio import Audio, from_engine, open_stem_writers, read_audio, song_name, stem_paths, to_engine
 from demix.errors import AudioError
 
 
@@ -101,11 +101,11 @@ def test_missing_file(tmp_path):
 def test_writers_are_atomic(tmp_path):
     out = tmp_path / "song"
     stems = np.random.default_rng(0).standard_normal((4, 2, 1000)).astype(np.float32) * 0.1
-    with open_stem_writers(out, SAMPLE_RATE, 2) as writers:
+    with open_stem_writers(stem_paths(out), SAMPLE_RATE, 2) as writers:
         writers.write(stems)
     before = {target: (out / f"{target}.wav").read_bytes() for target in TARGETS}
     with pytest.raises(RuntimeError):
-        with open_stem_writers(out, SAMPLE_RATE, 2) as writers:
+        with open_stem_writers(stem_paths(out), SAMPLE_RATE, 2) as writers:
             writers.write(stems * 0)
             raise RuntimeError("crash half way")
     # the earlier stems are untouched and no temporary file is left behind
@@ -119,5 +119,5 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(AudioError, match="cannot write output here"):
-        with open_stem_writers(blocker / "song", SAMPLE_RATE, 2):
+        with open_stem_writers(stem_paths(blocker / "song"), SAMPLE_RATE, 2):
             pass
