@@ -1,0 +1,42 @@
+"""The bundled example: the real MUSDB18 excerpt inside the stempeg wheel,
+laid out as a grader test folder with its reference stems."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from demix.audio import song_name
+from evaluation.protocol import MIXTURE_FILE
+
+#: Stream order in MUSDB18 .stem.mp4 files.
+MUSDB_STREAMS = ("mixture", "drums", "bass", "other", "vocals")
+
+
+def lay_out_stem_file(stem_file: Path, test_dir: Path) -> Path:
+    """Write ``test_dir/<song>/{mixture,bass,drums,other,vocals}.wav`` from a
+    MUSDB .stem.mp4, once (16-bit WAV, as MUSDB18-HQ ships)."""
+    import stempeg
+
+    folder = Path(test_dir) / song_name(Path(stem_file))
+    if all((folder / f"{stream}.wav").is_file() for stream in MUSDB_STREAMS):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    audio, rate = stempeg.read_stems(str(stem_file), dtype=np.float32)
+    for index, stream in enumerate(MUSDB_STREAMS):
+        fd, temp = tempfile.mkstemp(prefix=f".{stream}.", suffix=".wav.part", dir=folder)
+        os.close(fd)
+        sf.write(temp, audio[index], rate, subtype="PCM_16", format="WAV")
+        os.replace(temp, folder / f"{stream}.wav")
+    assert (folder / MIXTURE_FILE).is_file()
+    return folder
+
+
+def ensure_bundled_example(test_dir: Path) -> Path:
+    import stempeg
+
+    return lay_out_stem_file(Path(stempeg.example_stem_path()), test_dir)

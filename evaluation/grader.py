@@ -1,0 +1,340 @@
+"""The local grader: a submission run the way AIcrowd runs it.
+
+The submission runs in a worker process, as on the grader: set up once
+under the setup limit, then one song at a time under the per-song limit.
+A song over its limit is stopped by ending the worker (nothing else can
+stop a model in the middle of a tensor operation); a fresh worker is set up
+for the songs after it. A song whose prediction raises is reported with
+the error and the run goes on. Every output is then verified (present,
+readable, the mixture's length, channels and rate, finite) and, where the
+song folder holds reference stems, scored with the global SDR.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from demix import TARGETS
+from demix.errors import DemixError
+from evaluation.protocol import MIXTURE_FILE, MusicDemixingPredictor
+from evaluation.scores import global_sdr
+
+PROTOCOLS = {
+    "mdx21": "predict:DemixPredictor",
+    "sdx23": "my_submission.user_config:MySeparationModel",
+}
+
+
+@dataclass
+class SongReport:
+    name: str
+    duration: float
+    limit: float
+    seconds: float | None = None
+    #: ok, timeout, error, crashed or invalid (outputs failed verification)
+    status: str = "ok"
+    error: str | None = None
+    problems: list[str] = field(default_factory=list)
+    scores: dict[str, float] | None = None
+
+    @property
+    def score(self) -> float | None:
+        return float(np.mean(list(self.scores.values()))) if self.scores else None
+
+
+@dataclass
+class GradeReport:
+    protocol: str
+    submission: str
+    setup_seconds: float | None
+    setup_error: str | None
+    songs: list[SongReport]
+
+    @property
+    def failed(self) -> list[SongReport]:
+        return [song for song in self.songs if song.status != "ok"]
+
+    @property
+    def mean_score(self) -> float | None:
+        scores = [song.score for song in self.songs if song.score is not None]
+        return float(np.mean(scores)) if scores else None
+
+    @property
+    def passed(self) -> bool:
+        return self.setup_error is None and not self.failed
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        for song_data, song in zip(data["songs"], self.songs):
+            song_data["score"] = song.score
+        data["mean_score"] = self.mean_score
+        data["passed"] = self.passed
+        return data
+
+
+# ---------------------------------------------------------------- the worker
+
+
+def _load(spec: str):
+    module_name, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class _MdxRunner:
+    def __init__(self, spec: str, results_dir: Path):
+        self.predictor: MusicDemixingPredictor = _load(spec)()
+        self.predictor.results_data_path = Path(results_dir)
+        self.predictor.prediction_setup()
+
+    def predict(self, song_dir: Path):
+        self.predictor.test_data_path = song_dir.parent
+        self.predictor.prediction(**self.predictor.prediction_arguments(song_dir.name))
+
+
+class _SdxRunner:
+    def __init__(self, spec: str, results_dir: Path):
+        self.model = _load(spec)()
+        self.results_dir = Path(results_dir)
+
+    def predict(self, song_dir: Path):
+        mixture, rate = sf.read(song_dir / MIXTURE_FILE)
+        separated, rates = self.model.separate_music_file(mixture, rate)
+        if sorted(separated) != sorted(TARGETS) or sorted(rates) != sorted(TARGETS):
+            raise ValueError(f"separate_music_file returned keys {sorted(separated)} / {sorted(rates)}, "
+                             f"expected exactly {sorted(TARGETS)}")
+        if sorted(self.model.instruments) != sorted(TARGETS):
+            raise ValueError(f"instruments is {self.model.instruments}, expected {list(TARGETS)}")
+        out = self.results_dir / song_dir.name
+        out.mkdir(parents=True, exist_ok=True)
+        for target in TARGETS:  # written as the SDX evaluator does
+            sf.write(out / f"{target}.wav", np.asarray(separated[target]), rates[target], subtype="FLOAT")
+
+
+_RUNNERS = {"mdx21": _MdxRunner, "sdx23": _SdxRunner}
+
+
+def _worker(protocol: str, spec: str, results_dir: str, connection) -> None:
+    try:
+        runner = _RUNNERS[protocol](spec, Path(results_dir))
+    except BaseException as error:  # reported to the parent, which decides
+        connection.send(("setup-failed", _describe(error)))
+        return
+    connection.send(("ready", None))
+    while True:
+        song_dir = connection.recv()
+        if song_dir is None:
+            return
+        try:
+            runner.predict(Path(song_dir))
+            connection.send(("ok", None))
+        except BaseException as error:
+            connection.send(("error", _describe(error)))
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, DemixError):  # a message written for the user: no traceback
+        return f"{type(error).__name__}: {error}"
+    return "".join(traceback.format_exception_only(type(error), error)).strip() + \
+        "\n" + "".join(traceback.format_tb(error.__traceback__)[-3:])
+
+
+class _Worker:
+    """One submission process: started, set up, then fed songs."""
+
+    def __init__(self, protocol: str, spec: str, results_dir: Path, setup_limit: float):
+        context = multiprocessing.get_context("spawn")
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_worker, args=(protocol, spec, str(results_dir), child_end),
+                                       daemon=True)
+        started = time.perf_counter()
+        self.process.start()
+        child_end.close()
+        message = self._receive(setup_limit)
+        self.setup_seconds = time.perf_counter() - started
+        if message is None:
+            self.stop()
+            raise SetupFailed(f"setup took longer than its limit of {setup_limit:.0f} s")
+        if message[0] != "ready":
+            self.stop()
+            raise SetupFailed(message[1] or "the submission process ended during setup")
+
+    def _receive(self, limit: float):
+        """The next message, ("crashed", ...) if the process died, None on timeout."""
+        try:
+            if not self.connection.poll(limit):
+                return None
+            return self.connection.recv()
+        except (EOFError, ConnectionError):
+            self.process.join(5)
+            return ("crashed", f"the submission process died (exit code {self.process.exitcode})")
+
+    def predict(self, song_dir: Path, limit: float):
+        self.connection.send(str(song_dir))
+        return self._receive(limit)
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(10)
+        self.connection.close()
+
+    def close(self) -> None:
+        try:
+            self.connection.send(None)
+        except (OSError, BrokenPipeError):
+            pass
+        self.process.join(30)
+        self.stop()
+
+
+class SetupFailed(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- grading
+
+
+def song_duration(song_dir: Path) -> float:
+    info = sf.info(song_dir / MIXTURE_FILE)
+    return info.frames / info.samplerate
+
+
+def grade(
+    protocol: str,
+    song_dirs: list[Path],
+    results_dir: Path,
+    setup_limit: float,
+    per_song_limit: float | None,
+    time_factor: float | None = None,
+    submission: str | None = None,
+    report=print,
+) -> GradeReport:
+    """Run the submission over ``song_dirs``; per-song limit is
+    ``time_factor`` × duration when given, else ``per_song_limit``."""
+    spec = submission or PROTOCOLS[protocol]
+    songs = []
+    for song_dir in song_dirs:
+        duration = song_duration(song_dir)
+        limit = time_factor * duration if time_factor else per_song_limit
+        songs.append(SongReport(song_dir.name, duration, limit))
+    result = GradeReport(protocol, spec, None, None, songs)
+    worker = None
+    try:
+        for song, song_dir in zip(songs, song_dirs):
+            if worker is None:
+                try:
+                    worker = _Worker(protocol, spec, results_dir, setup_limit)
+                except SetupFailed as error:
+                    result.setup_error = str(error)
+                    report(f"setup failed: {error}")
+                    for later in songs[songs.index(song):]:
+                        later.status, later.error = "error", "not run: setup failed"
+                    break
+                if result.setup_seconds is None:
+                    result.setup_seconds = worker.setup_seconds
+            _clear_outputs(results_dir / song.name)
+            started = time.perf_counter()
+            message = worker.predict(song_dir, song.limit)
+            song.seconds = time.perf_counter() - started
+            if message is None:
+                worker.stop()
+                worker = None
+                song.status, song.error = "timeout", f"stopped after its limit of {song.limit:.1f} s"
+            elif message[0] != "ok":
+                song.status, song.error = ("crashed" if message[0] == "crashed" else "error"), message[1]
+                if message[0] == "crashed":
+                    worker = None
+            if song.status == "ok":
+                song.problems = verify_outputs(song_dir, results_dir / song.name)
+                if song.problems:
+                    song.status = "invalid"
+                else:
+                    song.scores = score_song(song_dir, results_dir / song.name)
+            report(_song_line(song))
+    finally:
+        if worker is not None:
+            worker.close()
+    return result
+
+
+def _clear_outputs(folder: Path) -> None:
+    """Outputs of an earlier run must not pass for this run's."""
+    for target in TARGETS:
+        (folder / f"{target}.wav").unlink(missing_ok=True)
+
+
+def verify_outputs(song_dir: Path, output_dir: Path) -> list[str]:
+    """What the grader would reject: each stem present, readable, with the
+    mixture's length, channel count and sample rate, and finite."""
+    mixture = sf.info(song_dir / MIXTURE_FILE)
+    problems = []
+    for target in TARGETS:
+        path = output_dir / f"{target}.wav"
+        if not path.is_file():
+            problems.append(f"{target}.wav missing")
+            continue
+        try:
+            data, rate = sf.read(path, dtype="float32", always_2d=True)
+        except Exception as error:
+            problems.append(f"{target}.wav unreadable ({error})")
+            continue
+        if len(data) != mixture.frames:
+            problems.append(f"{target}.wav has {len(data)} samples, the mixture {mixture.frames}")
+        if data.shape[1] != mixture.channels:
+            problems.append(f"{target}.wav has {data.shape[1]} channels, the mixture {mixture.channels}")
+        if rate != mixture.samplerate:
+            problems.append(f"{target}.wav is at {rate} Hz, the mixture at {mixture.samplerate} Hz")
+        if not np.isfinite(data).all():
+            problems.append(f"{target}.wav contains NaN or infinite samples")
+    return problems
+
+
+def score_song(song_dir: Path, output_dir: Path) -> dict[str, float] | None:
+    """Global SDR per target where the song folder has all reference stems."""
+    if not all((song_dir / f"{target}.wav").is_file() for target in TARGETS):
+        return None
+    scores = {}
+    for target in TARGETS:
+        reference, _ = sf.read(song_dir / f"{target}.wav", dtype="float32", always_2d=True)
+        estimate, _ = sf.read(output_dir / f"{target}.wav", dtype="float32", always_2d=True)
+        scores[target] = global_sdr(reference, estimate)
+    return scores
+
+
+def _song_line(song: SongReport) -> str:
+    took = f"{song.seconds:.1f}" if song.seconds is not None else "-"
+    return f"{song.name}: {song.status} in {took} s of {song.limit:.1f} s" + (
+        f", SDR {song.score:.2f} dB" if song.score is not None else "")
+
+
+def format_table(result: GradeReport) -> str:
+    """The per-song table: time against limit, verification, scores."""
+    width = max([len("song")] + [len(song.name) for song in result.songs])
+    header = f"{'song':<{width}}  {'time / limit (s)':>16}  {'result':<8}" + "".join(
+        f"{target:>8}" for target in TARGETS) + f"{'mean':>8}"
+    lines = [f"protocol {result.protocol} ({result.submission}); setup "
+             + (f"{result.setup_seconds:.1f} s" if result.setup_seconds is not None else "failed"),
+             header, "-" * len(header)]
+    for song in result.songs:
+        took = f"{song.seconds:.1f}" if song.seconds is not None else "-"
+        scores = "".join(f"{song.scores[t]:8.2f}" if song.scores else f"{'-':>8}" for t in TARGETS)
+        mean = f"{song.score:8.2f}" if song.score is not None else f"{'-':>8}"
+        lines.append(f"{song.name:<{width}}  {took + ' / ' + format(song.limit, '.1f'):>16}  {song.status:<8}"
+                     + scores + mean)
+        for problem in song.problems + ([song.error.splitlines()[0]] if song.error else []):
+            lines.append(f"{'':<{width}}    {problem}")
+    lines.append("-" * len(header))
+    mean = f"{result.mean_score:.2f} dB" if result.mean_score is not None else "-"
+    lines.append(f"mean global SDR over scored songs: {mean}; "
+                 f"{len(result.songs) - len(result.failed)} of {len(result.songs)} songs ok")
+    if result.setup_error:
+        lines.append(f"setup failed: {result.setup_error.splitlines()[0]}")
+    return "\n".join(lines)

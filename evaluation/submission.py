@@ -1,0 +1,30 @@
+"""The participant's ensemble, shared by both protocols.
+
+The config is ``my_submission/config.toml`` where the participant has
+one, else the engine's default; ``$DEMIX_CONFIG`` overrides both (the
+local grader uses it to grade another config). Weights come from
+``models/`` or ``$DEMIX_MODELS``; the device is the GPU where one is
+usable, else the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from demix.cli import default_models_dir
+from demix.config import DEFAULT_CONFIG, load_config
+from demix.ensemble import Ensemble, resolve_device
+
+PROJECT = Path(__file__).resolve().parents[1]
+SUBMISSION_CONFIG = PROJECT / "my_submission" / "config.toml"
+
+
+def submission_config_path() -> Path:
+    if os.getenv("DEMIX_CONFIG"):
+        return Path(os.environ["DEMIX_CONFIG"])
+    return SUBMISSION_CONFIG if SUBMISSION_CONFIG.is_file() else DEFAULT_CONFIG
+
+
+def load_submission_ensemble() -> Ensemble:
+    return Ensemble.from_config(load_config(submission_config_path()), default_models_dir(), resolve_device("auto"))
