@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .audio import OUTPUT_SUBTYPES
+from .compute import configure_threads
 from .config import DEFAULT_CONFIG, Config, load_config
 from .errors import DemixError
 
@@ -77,6 +78,10 @@ def _separate(args) -> int:
 
     config = load_config(args.config)
     device = resolve_device(args.device)
+    configure_threads()
+    if config.compute == "compiled":
+        print("preparing the models (compiling Demucs takes minutes the first time on a machine; "
+              "the result is cached)", file=sys.stderr)
     ensemble = Ensemble.from_config(config, _models_dir(args), device)
     results = separate_files(ensemble, args.songs, args.out, overwrite=args.overwrite, subtype=args.format,
                              progress=sys.stderr.isatty())

@@ -8,6 +8,7 @@ Layout (see ``demix/default.toml`` for the shipped default)::
     overlap_seconds = 1       # blocks overlap by this much and are cross-faded
     wiener_iterations = 1     # EM steps of the post-filter on the blend; 0 = off
     seed = 0                  # seeds the Demucs shift trick
+    compute = "compiled"      # eager | compiled | bf16 (see demix/compute.py)
 
     [[members]]
     name = "htdemucs"         # shown in messages and reports
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import TARGETS
+from .compute import COMPUTE_MODES
 from .errors import ConfigError
 from .weights import official_models
 
@@ -53,6 +55,7 @@ _SEPARATION_KEYS: dict[str, tuple[Any, str, Any]] = {
     "overlap_seconds": (1.0, "a number >= 0", lambda v: _is_number(v) and v >= 0),
     "wiener_iterations": (1, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
     "seed": (0, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "compute": ("compiled", f"one of {', '.join(COMPUTE_MODES)}", lambda v: v in COMPUTE_MODES),
 }
 
 
@@ -82,6 +85,7 @@ class Config:
     overlap_seconds: float = 1.0
     wiener_iterations: int = 1
     seed: int = 0
+    compute: str = "compiled"
     path: Path | None = None
 
 

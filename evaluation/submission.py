@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from demix.cli import default_models_dir
+from demix.compute import configure_threads
 from demix.config import DEFAULT_CONFIG, load_config
 from demix.ensemble import Ensemble, resolve_device
 
@@ -27,4 +28,5 @@ def submission_config_path() -> Path:
 
 
 def load_submission_ensemble() -> Ensemble:
+    configure_threads()
     return Ensemble.from_config(load_config(submission_config_path()), default_models_dir(), resolve_device("auto"))

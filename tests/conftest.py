@@ -136,6 +136,7 @@ def user_config(tmp_path_factory, user_models) -> Path:
 block_seconds = 5
 overlap_seconds = 1
 wiener_iterations = 1
+compute = "eager"   # compiling is tested on its own (tests/test_compute.py)
 
 [[members]]
 name = "demucs"

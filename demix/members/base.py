@@ -30,6 +30,10 @@ class Member(abc.ABC):
         member no padding (Demucs: its segment stride). 1 means any length."""
         return 1
 
+    def set_compute(self, mode: str) -> None:
+        """Switch to a compute mode of :mod:`demix.compute`. Members for
+        which a mode changes nothing keep running as they are."""
+
     @abc.abstractmethod
     def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
         """``mix``: (2, frames) float32 on the member's device. Returns

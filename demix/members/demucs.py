@@ -37,6 +37,7 @@ class DemucsMember(Member):
         self.overlap = overlap
         self.seed = seed
         self.sample_rate = int(model.samplerate)
+        self.compute = "eager"
         known = [source_name for source_name in model.sources if source_name in TARGETS]
         extra = [source_name for source_name in model.sources if source_name not in TARGETS]
         if extra and CATCH_ALL_TARGET not in known:
@@ -88,6 +89,20 @@ class DemucsMember(Member):
         segment_length = int(self.sample_rate * self.segment_model.segment)
         return int((1 - self.overlap) * segment_length)
 
+    @property
+    def networks(self) -> list[torch.nn.Module]:
+        return list(self.model.models) if isinstance(self.model, BagOfModels) else [self.model]
+
+    def set_compute(self, mode: str) -> None:
+        """``compiled`` compiles each network in place (Module.compile keeps
+        its class, which apply_model checks); ``eager`` undoes it."""
+        for network in self.networks:
+            if mode == "compiled":
+                network.compile()
+            else:
+                network._compiled_call_impl = None  # how nn.Module.compile is undone
+        self.compute = mode
+
     def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
         channels = self.model.audio_channels
         model_input = mix.mean(dim=0, keepdim=True) if channels == 1 else mix
@@ -96,14 +111,14 @@ class DemucsMember(Member):
         saved_state = random.getstate()
         random.seed(self.seed)  # apply_model draws its shifts from `random`
         try:
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(mix.device.type, torch.bfloat16, enabled=self.compute == "bf16"):
                 estimates = apply_model(
                     self.model, ((model_input - mean) / std)[None], shifts=self.shifts,
                     split=True, overlap=self.overlap, progress=False, device=mix.device,
                 )[0]
         finally:
             random.setstate(saved_state)
-        estimates = (estimates * std + mean).expand(-1, mix.shape[0], -1)
+        estimates = (estimates.float() * std + mean).expand(-1, mix.shape[0], -1)
         outputs = {target: None for target in self.targets}
         for index, source_name in enumerate(self.model.sources):
             target = source_name if source_name in TARGETS else CATCH_ALL_TARGET

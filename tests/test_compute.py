@@ -1,0 +1,92 @@
+"""Compute modes: compiled gives eager's stems, bf16 stays close, a failing
+compile falls back to eager, the kernel cache is reused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from demix import SAMPLE_RATE, TARGETS
+from demix.compute import available_cpus
+from demix.ensemble import Ensemble
+from demix.members import DemucsMember
+
+from conftest import global_sdr, tiny_demucs_model
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _ensemble(compute: str) -> Ensemble:
+    member = DemucsMember("demucs", tiny_demucs_model(), "tiny")
+    return Ensemble([member], {"demucs": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=0,
+                    block_seconds=5, compute=compute)
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compile-cache")
+    previous = os.environ.get("DEMIX_COMPILE_CACHE")
+    os.environ["DEMIX_COMPILE_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("DEMIX_COMPILE_CACHE", None)
+    else:
+        os.environ["DEMIX_COMPILE_CACHE"] = previous
+
+
+@pytest.fixture(scope="module")
+def excerpt(track):
+    return torch.from_numpy(track[1]["mixture"][:, : SAMPLE_RATE * 6])
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_warning(tmp_path, excerpt, monkeypatch):
+    """A real failure: TorchInductor pointed at a C++ compiler that does not
+    exist (runs first in this file, before any kernel is cached in memory)."""
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setenv("DEMIX_COMPILE_CACHE", str(tmp_path / "empty-cache"))
+    expected = _ensemble("eager").separate(excerpt[:, : SAMPLE_RATE * 2])
+    with inductor_config.patch({"cpp.cxx": (None, str(tmp_path / "no-such-c++"))}), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fallback = _ensemble("compiled")
+        fallback.warm_up()
+    messages = [str(w.message) for w in caught if "torch.compile failed" in str(w.message)]
+    assert len(messages) == 1, [str(w.message) for w in caught]
+    assert fallback.compute == "eager"
+    assert torch.equal(fallback.separate(excerpt[:, : SAMPLE_RATE * 2]), expected)
+
+
+def test_compiled_gives_the_eager_stems(compile_cache, excerpt):
+    eager = _ensemble("eager")
+    eager.warm_up()
+    compiled = _ensemble("compiled")
+    compiled.warm_up()
+    assert compiled.compute == "compiled"
+    difference = (compiled.separate(excerpt) - eager.separate(excerpt)).abs().max().item()
+    assert difference <= 1e-5
+    assert any(compile_cache.iterdir())  # kernels were written to our cache folder
+
+
+def test_bf16_stays_close_to_float32(excerpt):
+    reference = _ensemble("eager").separate(excerpt)
+    bf16 = _ensemble("bf16").separate(excerpt)
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    agreement = [global_sdr(reference[i].numpy(), bf16[i].numpy()) for i in range(len(TARGETS))]
+    assert min(agreement) > 20, agreement
+
+
+def test_available_cpus_respects_the_affinity_mask():
+    assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+    code = "from demix.compute import available_cpus; print(available_cpus())"
+    result = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], cwd=PROJECT,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"taskset unavailable: {result.stderr.strip()}")
+    assert result.stdout.strip() == "1"
