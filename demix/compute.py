@@ -10,8 +10,8 @@ it about 8 %, and it is a tenth of the time):
   htdemucs on 2 cores); the kernels are cached in :func:`compile_cache_dir`
   so later processes load them. Where compiling fails, the member falls back
   to eager with one warning.
-* ``bf16``: eager under ``torch.autocast`` with bfloat16 (opt-in: it changes
-  the stems slightly; see the README for the measured agreement).
+* ``bf16``: compiled as above, under ``torch.autocast`` with bfloat16 (opt-in:
+  it changes the stems slightly; see the README for the measured agreement).
 """
 
 from __future__ import annotations

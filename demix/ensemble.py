@@ -91,7 +91,8 @@ class Ensemble:
         for member in self.members:
             member.to(self.device)
         self.compute = compute
-        if compute == "compiled":
+        self.compiled = compute in ("compiled", "bf16")
+        if self.compiled:
             compile_cache_dir()
         for member in self.members:
             member.set_compute(compute)
@@ -122,15 +123,15 @@ class Ensemble:
         try:
             self._separate_block(block)
         except Exception as error:
-            if self.compute != "compiled":
+            if not self.compiled:
                 raise
             warnings.warn(
                 f"torch.compile failed on this platform ({first_line(error)}); running the models eagerly",
                 RuntimeWarning, stacklevel=2,
             )
-            self.compute = "eager"
+            self.compiled = False
             for member in self.members:
-                member.set_compute("eager")
+                member.disable_compile()
             self._separate_block(block)
         return time.perf_counter() - started
 
@@ -198,7 +199,7 @@ class Ensemble:
         )
         lines.append(
             f"blocks: {self.block / SAMPLE_RATE:.2f} s with {self.overlap / SAMPLE_RATE:.2f} s cross-fade; "
-            f"device {self.device}; compute {self.compute}"
+            f"device {self.device}; compute {self.compute}{' (compiled)' if self.compiled else ''}"
         )
         return lines
 

@@ -34,6 +34,9 @@ class Member(abc.ABC):
         """Switch to a compute mode of :mod:`demix.compute`. Members for
         which a mode changes nothing keep running as they are."""
 
+    def disable_compile(self) -> None:
+        """Run uncompiled (keeping the precision of the mode)."""
+
     @abc.abstractmethod
     def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
         """``mix``: (2, frames) float32 on the member's device. Returns

@@ -94,14 +94,19 @@ class DemucsMember(Member):
         return list(self.model.models) if isinstance(self.model, BagOfModels) else [self.model]
 
     def set_compute(self, mode: str) -> None:
-        """``compiled`` compiles each network in place (Module.compile keeps
-        its class, which apply_model checks); ``eager`` undoes it."""
-        for network in self.networks:
-            if mode == "compiled":
-                network.compile()
-            else:
-                network._compiled_call_impl = None  # how nn.Module.compile is undone
+        """``compiled`` and ``bf16`` compile each network in place
+        (Module.compile keeps its class, which apply_model checks); ``bf16``
+        also runs it under bfloat16 autocast."""
         self.compute = mode
+        if mode in ("compiled", "bf16"):
+            for network in self.networks:
+                network.compile()
+        else:
+            self.disable_compile()
+
+    def disable_compile(self) -> None:
+        for network in self.networks:
+            network._compiled_call_impl = None  # how nn.Module.compile is undone
 
     def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
         channels = self.model.audio_channels

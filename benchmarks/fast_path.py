@@ -1,0 +1,135 @@
+"""The CPU fast path against the reference pipelines.
+
+Reference: htdemucs through ``demucs.apply.apply_model`` (eager, float32,
+shifts=1, split, overlap 0.25), then umxhq through openunmix's ``Separator``
+(its default niter=1), back to back on the same input. Against it, the
+default ensemble (htdemucs + umxhq, Wiener post-filter) in each compute
+mode. Random weights in the real architectures (HTDemucs' class defaults
+with 7.8 s segments; ``openunmix.umxhq(pretrained=False)``): timing does not
+depend on the weights. Each row runs in a fresh process.
+
+Prints per row: load + warm-up time, separation wall time and its ratio to
+the reference, peak RSS, and the output's difference from the eager
+ensemble (max abs difference, and agreement as SDR in dB). ``compiled``
+runs twice: with an empty kernel cache (first warm-up) and again with the
+cache it filled (warm-up from the cache).
+
+Targets: compiled <= 0.6 x the reference with max abs difference <= 1e-5;
+bf16 <= 0.45 x with >= 40 dB agreement; warm-up from the cache <= 10 s.
+
+    .venv/bin/python benchmarks/fast_path.py [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import build_members, make_input  # noqa: E402  (the same members as benchmarks/engine.py)
+
+
+def child(mode: str, wav: Path, output: Path) -> dict:
+    import torch
+
+    from demix.audio import read_audio, to_engine
+    from demix.compute import configure_threads
+    from demix.config import load_config
+    from demix.ensemble import Ensemble
+
+    configure_threads()
+    mix = to_engine(read_audio(wav))
+    row = {"mode": mode}
+    if mode == "reference":
+        from demucs.apply import apply_model
+
+        demucs_member, _ = build_members()
+        _, umx_member = build_members(wiener_niter=1)
+        started = time.perf_counter()
+        with torch.no_grad():
+            reference = mix.mean(0)
+            apply_model(demucs_member.model, ((mix - reference.mean()) / reference.std())[None],
+                        shifts=1, split=True, overlap=0.25)
+            umx_member.separator(mix[None])
+        row["seconds"] = time.perf_counter() - started
+        return row
+    config = load_config()
+    started = time.perf_counter()
+    members = build_members()
+    ensemble = Ensemble(list(members), {m.name: m.weights for m in config.members}, config.wiener_iterations,
+                        config.block_seconds, config.overlap_seconds, compute=mode.split("-")[0])
+    ensemble.warm_up()
+    row["warm_up_seconds"] = time.perf_counter() - started
+    row["fell_back"] = ensemble.compute != "eager" and not ensemble.compiled
+    started = time.perf_counter()
+    stems = ensemble.separate(mix)
+    row["seconds"] = time.perf_counter() - started
+    np.save(output, stems.numpy())
+    return row
+
+
+def run_child(mode: str, wav: Path, output: Path, cache: Path) -> dict:
+    env = {**os.environ, "DEMIX_COMPILE_CACHE": str(cache)}
+    result = subprocess.run([sys.executable, __file__, "--child", mode, str(wav), str(output)],
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{mode} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def agreement_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    reference, estimate = reference.astype(np.float64), estimate.astype(np.float64)
+    return float(10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        row = child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(row))
+        return
+
+    from demix.compute import available_cpus
+
+    print(f"{args.seconds:.0f} s of real music, {available_cpus()} CPUs")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        wav, cache = folder / "input.wav", folder / "compile-cache"
+        make_input(wav, args.seconds)
+        rows = {}
+        for mode in ("reference", "eager", "compiled-cold", "compiled-cached", "bf16"):
+            rows[mode] = run_child(mode, wav, folder / f"{mode}.npy", cache)
+        base = rows["reference"]["seconds"]
+        eager = np.load(folder / "eager.npy")
+        print(f"{'mode':<16} {'warm-up s':>9} {'wall s':>7} {'/ ref':>6} {'RSS MB':>7} {'max|diff|':>10} {'agree dB':>9}")
+        for mode, row in rows.items():
+            warm = f"{row['warm_up_seconds']:9.1f}" if "warm_up_seconds" in row else f"{'-':>9}"
+            diff = agree = "-"
+            if mode != "reference":
+                stems = np.load(folder / f"{mode}.npy")
+                diff = f"{np.abs(stems - eager).max():.1e}"
+                agree = f"{agreement_db(eager, stems):.1f}" if mode != "eager" else "-"
+            label = mode + (" (fell back)" if row.get("fell_back") else "")
+            print(f"{label:<16} {warm} {row['seconds']:7.1f} {row['seconds'] / base:6.3f} "
+                  f"{row['peak_rss_mb']:7.0f} {diff:>10} {agree:>9}")
+        print("targets: compiled <= 0.6 x reference, max|diff| <= 1e-5; bf16 <= 0.45 x, >= 40 dB; "
+              "warm-up from cache <= 10 s")
+
+
+if __name__ == "__main__":
+    main()
