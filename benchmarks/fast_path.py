@@ -8,7 +8,7 @@ mode. Random weights in the real architectures (HTDemucs' class defaults
 with 7.8 s segments; ``openunmix.umxhq(pretrained=False)``): timing does not
 depend on the weights. Each row runs in a fresh process.
 
-Prints per row: load + warm-up time, separation wall time and its ratio to
+Prints per row: load + warm-up time, separation wall time (fastest of 3) and its ratio to
 the reference, peak RSS, and the output's difference from the eager
 ensemble (max abs difference, and agreement as SDR in dB). ``compiled``
 runs twice: with an empty kernel cache (first warm-up) and again with the
@@ -40,6 +40,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import build_members, make_input  # noqa: E402  (the same members as benchmarks/engine.py)
 
 
+#: Separations timed per row; the fastest counts (this machine is shared and noisy).
+REPEATS = 3
+
+
+def fastest(run) -> float:
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def child(mode: str, wav: Path, output: Path) -> dict:
     import torch
 
@@ -56,13 +69,15 @@ def child(mode: str, wav: Path, output: Path) -> dict:
 
         demucs_member, _ = build_members()
         _, umx_member = build_members(wiener_niter=1)
-        started = time.perf_counter()
-        with torch.no_grad():
-            reference = mix.mean(0)
-            apply_model(demucs_member.model, ((mix - reference.mean()) / reference.std())[None],
-                        shifts=1, split=True, overlap=0.25)
-            umx_member.separator(mix[None])
-        row["seconds"] = time.perf_counter() - started
+
+        def reference_pipeline():
+            with torch.no_grad():
+                reference = mix.mean(0)
+                apply_model(demucs_member.model, ((mix - reference.mean()) / reference.std())[None],
+                            shifts=1, split=True, overlap=0.25)
+                umx_member.separator(mix[None])
+
+        row["seconds"] = fastest(reference_pipeline)
         return row
     config = load_config()
     started = time.perf_counter()
@@ -72,10 +87,8 @@ def child(mode: str, wav: Path, output: Path) -> dict:
     ensemble.warm_up()
     row["warm_up_seconds"] = time.perf_counter() - started
     row["fell_back"] = ensemble.compute != "eager" and not ensemble.compiled
-    started = time.perf_counter()
-    stems = ensemble.separate(mix)
-    row["seconds"] = time.perf_counter() - started
-    np.save(output, stems.numpy())
+    row["seconds"] = fastest(lambda: ensemble.separate(mix))
+    np.save(output, ensemble.separate(mix).numpy())
     return row
 
 

@@ -1,0 +1,70 @@
+"""``python -m evaluation run``: score methods on MUSDB18(-HQ) with museval
+and the global SDR, in parallel, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from demix.errors import DemixError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from demix.compute import available_cpus
+
+    parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="separate and score tracks")
+    run.add_argument("--root", type=Path, required=True, help="MUSDB18-HQ (wav folders) or MUSDB18 (.stem.mp4) root")
+    run.add_argument("--subset", choices=("test", "train"), default="test")
+    run.add_argument("--split", choices=("train", "valid"), default=None, help="with --subset train")
+    run.add_argument("--tracks", nargs="+", default=None, help="track names (default: all)")
+    run.add_argument("--method", nargs="+", default=["ensemble"],
+                     help="ensemble, member:<name>, irm, ibm, mpi (default: ensemble)")
+    run.add_argument("--out", type=Path, default=Path("evaluation-results"), help="score files and tables")
+    run.add_argument("--workers", type=int, default=available_cpus(), help="worker processes (default: the CPUs)")
+    run.add_argument("--config", type=Path, default=None, help="ensemble config (default: the engine's default)")
+    run.add_argument("--models", type=Path, default=None, help="weights folder")
+    run.add_argument("--oracle-nfft", type=int, default=4096, help="STFT size of the oracles")
+    run.add_argument("--keep-estimates", action="store_true", help="also write OUT/estimates/<method>/<track>/*.wav")
+    return parser
+
+
+def main(argv=None) -> int:
+    from demix.cli import default_models_dir
+    from evaluation import run as evaluation_run
+    from evaluation.dataset import open_tracks
+    from evaluation.methods import method_names
+
+    args = build_parser().parse_args(argv)
+    try:
+        tracks = open_tracks(args.root, args.subset, args.split, args.tracks)
+        known = method_names(args.config)
+        unknown = [m for m in args.method if m not in known]
+        if unknown:
+            raise DemixError(f"unknown methods {unknown}; this config offers: {', '.join(known)}")
+        spec = evaluation_run.RunSpec(
+            root=str(args.root.resolve()), subset=args.subset, split=args.split,
+            config=str(args.config.resolve()) if args.config else None,
+            models_dir=str((args.models or default_models_dir()).resolve()), oracle_nfft=args.oracle_nfft,
+            out_dir=str(args.out.resolve()), keep_estimates=args.keep_estimates,
+        )
+        args.out.mkdir(parents=True, exist_ok=True)
+        names = [track.name for track in tracks]
+        failures = evaluation_run.run(spec, args.method, names, args.workers)
+        results = [r for r in evaluation_run.load_results(args.out, args.method) if r["track"] in names]
+        table_path, summary_path = evaluation_run.write_outputs(args.out, results)
+    except DemixError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    frame = evaluation_run.summary(results)
+    print(frame.to_string(index=False, float_format=lambda value: f"{value:.2f}"))
+    print(f"tables: {table_path}, {summary_path}")
+    for failure in failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

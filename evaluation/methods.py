@@ -1,0 +1,69 @@
+"""What can be evaluated: the configured ensemble, each of its members
+alone, and the oracles. Each method turns a musdb track into estimates
+``{target: (n_samples, n_channels)}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from demix import TARGETS
+from demix.audio import Audio
+from demix.config import load_config
+from demix.errors import DemixError
+from evaluation.oracles import ORACLES, oracle_estimates
+
+MEMBER_PREFIX = "member:"
+
+
+def method_names(config_path: Path | None) -> list[str]:
+    """Every method this config offers."""
+    config = load_config(config_path)
+    return ["ensemble"] + [MEMBER_PREFIX + member.name for member in config.members] + list(ORACLES)
+
+
+class EnsembleMethod:
+    """The ensemble of a config, or one member alone: the same loading and
+    blocks, weight 1 and no post-filter, i.e. the member's own output."""
+
+    def __init__(self, config_path: Path | None, models_dir: Path, member: str | None = None):
+        from dataclasses import replace
+
+        from demix.ensemble import Ensemble
+
+        config = load_config(config_path)
+        if member is not None:
+            chosen = [m for m in config.members if m.name == member]
+            if not chosen:
+                raise DemixError(f"no member {member!r} in {config.path}; members: "
+                                 f"{', '.join(m.name for m in config.members)}")
+            config = replace(config, members=(replace(chosen[0], weights=dict.fromkeys(TARGETS, 1.0)),),
+                             wiener_iterations=0)
+        self.ensemble = Ensemble.from_config(config, models_dir)
+
+    def separate(self, track) -> dict[str, np.ndarray]:
+        from demix.separate import separate_audio
+
+        audio = Audio(np.ascontiguousarray(track.audio.T, dtype=np.float32), int(track.rate))
+        stems = separate_audio(self.ensemble, audio)
+        return {target: stems[index].T for index, target in enumerate(TARGETS)}
+
+
+class OracleMethod:
+    def __init__(self, kind: str, n_fft: int):
+        self.kind, self.n_fft = kind, n_fft
+
+    def separate(self, track) -> dict[str, np.ndarray]:
+        stems = {target: track.targets[target].audio for target in TARGETS}
+        return oracle_estimates(self.kind, track.audio, stems, self.n_fft)
+
+
+def build_method(name: str, config_path: Path | None, models_dir: Path, oracle_nfft: int):
+    if name == "ensemble":
+        return EnsembleMethod(config_path, models_dir)
+    if name.startswith(MEMBER_PREFIX):
+        return EnsembleMethod(config_path, models_dir, member=name[len(MEMBER_PREFIX):])
+    if name in ORACLES:
+        return OracleMethod(name, oracle_nfft)
+    raise DemixError(f"unknown method {name!r}; methods: {', '.join(method_names(config_path))}")

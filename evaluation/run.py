@@ -1,0 +1,224 @@
+"""Scoring methods on MUSDB18(-HQ): parallel over tracks, resumable.
+
+One task is one (method, track). Its scores are written to
+``OUT/scores/<method>/<track>.json`` as soon as it finishes, atomically, so
+a run that is stopped (crash, Ctrl-C) and started again computes only the
+tasks without a file. Tasks are spread over worker processes, each loading
+its models once and using its share of the CPUs.
+
+Each file holds museval's per-frame BSSEval v4 scores for the track (1 s
+windows and hops, as ``museval.eval_mus_track`` writes them) and the global
+SDR per target. :func:`results_table` turns the files into one long table
+(track × target × method × metric, museval metrics as the median over
+frames) and :func:`summary` aggregates as the papers do: the median over
+tracks of those medians (``museval.EvalStore``), and the mean global SDR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import tqdm
+
+from demix import TARGETS
+
+METRICS = ("SDR", "SIR", "ISR", "SAR")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to rebuild the data and the methods."""
+
+    root: str
+    subset: str
+    split: str | None
+    config: str | None
+    models_dir: str
+    oracle_nfft: int
+    out_dir: str
+    keep_estimates: bool
+
+
+def score_file(out_dir: Path, method: str, track: str) -> Path:
+    return Path(out_dir) / "scores" / method.replace(":", "_") / f"{track}.json"
+
+
+# ---------------------------------------------------------------- in a worker
+
+_cache: dict = {}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _tracks(spec: RunSpec) -> dict:
+    key = ("tracks", spec.root, spec.subset, spec.split)
+    if key not in _cache:
+        from evaluation.dataset import open_tracks
+
+        _cache[key] = {track.name: track for track in open_tracks(Path(spec.root), spec.subset, spec.split)}
+    return _cache[key]
+
+
+def _method(spec: RunSpec, name: str):
+    key = ("method", name)
+    if key not in _cache:  # models are loaded once per worker, not per track
+        from evaluation.methods import build_method
+
+        config = Path(spec.config) if spec.config else None
+        _cache[key] = build_method(name, config, Path(spec.models_dir), spec.oracle_nfft)
+    return _cache[key]
+
+
+def evaluate_task(spec: RunSpec, method_name: str, track_name: str) -> dict:
+    """Separate one track with one method, score it, write the score file."""
+    import museval
+
+    from evaluation.scores import global_sdr
+
+    track = _tracks(spec)[track_name]
+    started = time.perf_counter()
+    estimates = _method(spec, method_name).separate(track)
+    separation_seconds = time.perf_counter() - started
+    museval_scores = museval.eval_mus_track(track, estimates)
+    result = {
+        "method": method_name,
+        "track": track_name,
+        "duration": track.duration,
+        "separation_seconds": separation_seconds,
+        "seconds": time.perf_counter() - started,
+        "global_sdr": {t: global_sdr(track.targets[t].audio, estimates[t]) for t in TARGETS},
+        "museval": json.loads(museval_scores.json),
+    }
+    if spec.keep_estimates:
+        _write_estimates(Path(spec.out_dir) / "estimates" / method_name.replace(":", "_") / track_name,
+                         estimates, int(track.rate))
+    _write_json_atomically(score_file(Path(spec.out_dir), method_name, track_name), result)
+    return result
+
+
+def _write_estimates(folder: Path, estimates: dict, rate: int) -> None:
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for target, audio in estimates.items():
+        fd, temp = tempfile.mkstemp(prefix=f".{target}.", suffix=".wav.part", dir=folder)
+        os.close(fd)
+        sf.write(temp, audio, rate, subtype="FLOAT", format="WAV")
+        os.replace(temp, folder / f"{target}.wav")
+
+
+def _write_json_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.part", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, allow_nan=True)
+    os.replace(temp, path)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int, report=tqdm.tqdm.write) -> list[str]:
+    """Compute every missing (method, track) score file. Returns the
+    failures (one line each); the other tasks are still computed."""
+    from demix.compute import available_cpus
+
+    tasks = [(m, t) for m in methods for t in track_names]
+    todo = [(m, t) for m, t in tasks if not score_file(Path(spec.out_dir), m, t).is_file()]
+    if len(todo) < len(tasks):
+        report(f"{len(tasks) - len(todo)} of {len(tasks)} (method, track) scores already done: kept")
+    failures = []
+    if not todo:
+        return failures
+    workers = max(1, min(workers, len(todo)))
+    threads = max(1, available_cpus() // workers)
+    bar = tqdm.tqdm(total=len(todo), desc="tracks", unit="track")
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(evaluate_task, spec, m, t): (m, t) for m, t in todo}
+        for future in as_completed(futures):
+            method, track = futures[future]
+            try:
+                result = future.result()
+                report(f"{method} / {track}: {result['seconds']:.1f} s")
+            except Exception as error:  # one bad track must not cost the others
+                failures.append(f"{method} / {track}: {type(error).__name__}: {error}")
+                report(f"failed: {failures[-1]}")
+            bar.update()
+    bar.close()
+    return failures
+
+
+def load_results(out_dir: Path, methods: list[str] | None = None) -> list[dict]:
+    files = sorted((Path(out_dir) / "scores").glob("*/*.json"))
+    results = [json.loads(path.read_text()) for path in files]
+    return [r for r in results if methods is None or r["method"] in methods]
+
+
+def results_table(results: list[dict]):
+    """Long table: track, target, method, metric, score (museval metrics
+    as the median over frames; ``global_SDR`` over the whole track)."""
+    import museval
+    import pandas as pd
+
+    frames = []
+    for result in results:
+        per_frame = museval.json2df(result["museval"], result["track"])
+        per_track = per_frame.groupby(["track", "target", "metric"])["score"].median().reset_index()
+        per_track["method"] = result["method"]
+        frames.append(per_track)
+        frames.append(pd.DataFrame([
+            {"track": result["track"], "target": t, "metric": "global_SDR", "score": s, "method": result["method"]}
+            for t, s in result["global_sdr"].items()
+        ]))
+    if not frames:
+        return pd.DataFrame(columns=["track", "target", "method", "metric", "score"])
+    return pd.concat(frames, ignore_index=True)[["track", "target", "method", "metric", "score"]]
+
+
+def summary(results: list[dict]):
+    """Per method and target: median over tracks of the per-track median
+    (museval.EvalStore), and the mean global SDR over tracks."""
+    import museval
+    import pandas as pd
+
+    rows = []
+    for method in sorted({r["method"] for r in results}):
+        store = museval.EvalStore(frames_agg="median", tracks_agg="median")
+        method_results = [r for r in results if r["method"] == method]
+        for result in method_results:
+            store.add_track(museval.json2df(result["museval"], result["track"]))
+        aggregated = store.agg_frames_tracks_scores()
+        for target in TARGETS:
+            row = {"method": method, "target": target, "tracks": len(method_results)}
+            for metric in METRICS:
+                row[metric] = float(aggregated.get((target, metric), float("nan")))
+            row["global_SDR"] = float(pd.Series([r["global_sdr"][target] for r in method_results]).mean())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_outputs(out_dir: Path, results: list[dict]) -> tuple[Path, Path]:
+    table, aggregated = results_table(results), summary(results)
+    table_path, summary_path = Path(out_dir) / "results.csv", Path(out_dir) / "summary.csv"
+    for frame, path in ((table, table_path), (aggregated, summary_path)):
+        fd, temp = tempfile.mkstemp(suffix=".csv.part", dir=out_dir)
+        os.close(fd)
+        frame.to_csv(temp, index=False)
+        os.replace(temp, path)
+    return table_path, summary_path
+
+
+def spec_json(spec: RunSpec) -> str:
+    return json.dumps(asdict(spec), indent=2)

@@ -1,0 +1,120 @@
+"""Evaluation on MUSDB18-shaped folders built from the real excerpts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from demix import TARGETS
+from evaluation.dataset import open_tracks
+from evaluation.example import lay_out_stem_file
+from evaluation.oracles import oracle_estimates
+from evaluation.run import RunSpec, evaluate_task, score_file
+
+from conftest import SHARED_DATA
+
+PROJECT = Path(__file__).resolve().parents[1]
+REFERENCE = SHARED_DATA / "Music Delta - 80s Rock.museval-random-estimates.json"
+
+
+@pytest.fixture(scope="module")
+def hq_root(tmp_path_factory, stem_files) -> Path:
+    """A MUSDB18-HQ-shaped root: test/<track>/{mixture,bass,drums,other,vocals}.wav."""
+    root = tmp_path_factory.mktemp("musdb18hq")
+    for stem_file in stem_files:
+        lay_out_stem_file(stem_file, root / "test")
+    return root
+
+
+def run_cli(*args, **popen):
+    return subprocess.run([sys.executable, "-m", "evaluation", *map(str, args)], cwd=PROJECT,
+                          capture_output=True, text=True, **popen)
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="museval reference not in ../shared/data")
+def test_museval_reference_is_reproduced(tmp_path):
+    import museval
+
+    (tmp_path / "train").mkdir()
+    shutil.copy(SHARED_DATA / "Music Delta - 80s Rock.stem.mp4", tmp_path / "train")
+    track = open_tracks(tmp_path, "train", names=["Music Delta - 80s Rock"])[0]
+    np.random.seed(0)
+    estimates = {"vocals": np.random.random(track.audio.shape), "accompaniment": np.random.random(track.audio.shape)}
+    scores = json.loads(museval.eval_mus_track(track, estimates).json)
+    reference = json.loads(REFERENCE.read_text())
+    for ours, theirs in zip(scores["targets"], reference["targets"]):
+        assert ours["name"] == theirs["name"]
+        for frame, expected in zip(ours["frames"], theirs["frames"]):
+            for metric, value in expected["metrics"].items():
+                assert frame["metrics"][metric] == pytest.approx(value, abs=0.05), (ours["name"], metric)
+
+
+def _spec(root, out, config=None):
+    return RunSpec(root=str(root), subset="test", split=None, config=str(config) if config else None,
+                   models_dir=str(out / "models"), oracle_nfft=4096, out_dir=str(out), keep_estimates=True)
+
+
+def test_scores_equal_museval_called_directly(tmp_path, hq_root):
+    import museval
+
+    track = open_tracks(hq_root, "test")[0]
+    result = evaluate_task(_spec(hq_root, tmp_path), "irm", track.name)
+    stems = {t: track.targets[t].audio for t in TARGETS}
+    direct = json.loads(museval.eval_mus_track(track, oracle_estimates("irm", track.audio, stems)).json)
+    assert result["museval"] == direct
+    assert score_file(tmp_path, "irm", track.name).is_file()
+    assert (tmp_path / "estimates" / "irm" / track.name / "vocals.wav").is_file()
+
+
+def test_two_workers_end_to_end_and_the_oracle_beats_a_member(tmp_path, hq_root, user_config):
+    out = tmp_path / "out"
+    completed = run_cli("run", "--root", hq_root, "--method", "irm", "ibm", "mpi", "member:umx",
+                        "--workers", 2, "--out", out, "--config", user_config)
+    assert completed.returncode == 0, completed.stderr
+    table = pd.read_csv(out / "results.csv")
+    tracks = {path.name for path in (hq_root / "test").iterdir()}
+    assert set(table["track"]) == tracks and set(table["target"]) == set(TARGETS)
+    assert set(table["metric"]) == {"SDR", "SIR", "ISR", "SAR", "global_SDR"}
+    assert len(table) == len(tracks) * 4 * 4 * 5
+    summary = pd.read_csv(out / "summary.csv").set_index(["method", "target"])
+    for target in TARGETS:
+        assert summary.loc[("irm", target), "SDR"] > summary.loc[("member:umx", target), "SDR"] + 3
+        assert summary.loc[("irm", target), "global_SDR"] > summary.loc[("member:umx", target), "global_SDR"]
+    assert "irm" in completed.stdout and "tables:" in completed.stdout
+
+
+def test_a_killed_run_resumes_without_recomputing(tmp_path, hq_root):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "evaluation", "run", "--root", str(hq_root), "--method", "irm", "ibm", "mpi",
+               "--workers", "1", "--out", str(out)]
+    process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "scores").glob("*/*.json")):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole run, workers included, mid-way
+    process.wait()
+    finished = {path: path.stat().st_mtime_ns for path in (out / "scores").glob("*/*.json")}
+    assert 1 <= len(finished) < 6
+    completed = run_cli("run", "--root", hq_root, "--method", "irm", "ibm", "mpi", "--workers", 1, "--out", out)
+    assert completed.returncode == 0, completed.stderr
+    assert f"{len(finished)} of 6 (method, track) scores already done: kept" in completed.stdout + completed.stderr
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())
+    assert len(list((out / "scores").glob("*/*.json"))) == 6
+
+
+def test_bad_root_and_unknown_method_are_named(tmp_path, hq_root):
+    completed = run_cli("run", "--root", tmp_path / "absent")
+    assert completed.returncode == 1 and "no test/ folder here" in completed.stderr
+    completed = run_cli("run", "--root", hq_root, "--method", "irn")
+    assert completed.returncode == 1 and "unknown methods ['irn']" in completed.stderr
