@@ -194,3 +194,26 @@ def _check_options(raw: dict, spec: dict, where: str, fail) -> dict[str, Any]:
             raise fail(f"{where}.{key}", f"must be {description}, got {value!r}")
         values[key] = value
     return values
+
+
+def config_to_toml(config: Config, header: str = "") -> str:
+    """The config as TOML that :func:`load_config` reads back (model paths
+    absolute). ``header`` becomes leading comment lines."""
+
+    def value(item: Any) -> str:
+        if isinstance(item, str):
+            return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        return repr(item)
+
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += ["", "[separation]"]
+    for key in _SEPARATION_KEYS:
+        lines.append(f"{key} = {value(getattr(config, key))}")
+    for member in config.members:
+        lines += ["", "[[members]]", f"name = {value(member.name)}", f"model = {value(member.model)}"]
+        lines += [f"{key} = {value(option)}" for key, option in member.options.items()]
+        weights = ", ".join(f"{target} = {member.weights[target]:.4g}" for target in TARGETS)
+        lines.append(f"weights = {{ {weights} }}")
+    return "\n".join(lines) + "\n"

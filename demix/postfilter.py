@@ -41,6 +41,7 @@ class WienerPostFilter(torch.nn.Module):
         """``mix``: (channels, frames); ``estimates``: (sources, channels, frames).
         Returns refined estimates of the same shape."""
         length = mix.shape[-1]
+        mix, estimates = mix.contiguous(), estimates.contiguous()  # the STFT reshapes with view()
         with torch.no_grad():
             # (frames, bins, channels, 2) and (frames, bins, channels, sources)
             mix_stft = self.stft(mix[None])[0].permute(2, 1, 0, 3)

@@ -28,6 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", type=Path, default=None, help="weights folder")
     run.add_argument("--oracle-nfft", type=int, default=4096, help="STFT size of the oracles")
     run.add_argument("--keep-estimates", action="store_true", help="also write OUT/estimates/<method>/<track>/*.wav")
+
+    tune = commands.add_parser("tune", help="search per-target member weights and Wiener iterations")
+    tune.add_argument("--root", type=Path, required=True, help="MUSDB18-HQ (wav folders) or MUSDB18 (.stem.mp4) root")
+    tune.add_argument("--subset", choices=("test", "train"), default="train")
+    tune.add_argument("--split", choices=("train", "valid"), default=None,
+                      help="with --subset train (default there: valid)")
+    tune.add_argument("--tracks", nargs="+", default=None, help="track names (default: all of the split)")
+    tune.add_argument("--config", type=Path, default=None, help="the config whose members are tuned")
+    tune.add_argument("--models", type=Path, default=None, help="weights folder")
+    tune.add_argument("--out", type=Path, default=Path("tuning"), help="cache of member estimates, tuned.toml")
+    tune.add_argument("--steps", type=int, default=10, help="weight grid step = 1/STEPS (default 10)")
+    tune.add_argument("--wiener", type=int, nargs="+", default=[0, 1, 2], help="Wiener iterations to try")
+    tune.add_argument("--workers", type=int, default=available_cpus(), help="worker processes for museval")
     return parser
 
 
@@ -38,6 +51,8 @@ def main(argv=None) -> int:
     from evaluation.methods import method_names
 
     args = build_parser().parse_args(argv)
+    if args.command == "tune":
+        return _tune(args)
     try:
         tracks = open_tracks(args.root, args.subset, args.split, args.tracks)
         known = method_names(args.config)
@@ -64,6 +79,25 @@ def main(argv=None) -> int:
     for failure in failures:
         print(f"failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _tune(args) -> int:
+    from demix.cli import default_models_dir
+    from evaluation.dataset import open_tracks
+    from evaluation.tune import tune
+
+    split = args.split or ("valid" if args.subset == "train" else None)
+    try:
+        tracks = open_tracks(args.root, args.subset, split, args.tracks)
+        args.out.mkdir(parents=True, exist_ok=True)
+        path, scores = tune(args.config, args.models or default_models_dir(), tracks, args.out,
+                            steps=args.steps, wiener_candidates=tuple(args.wiener), workers=args.workers)
+    except DemixError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(path.read_text())
+    print(f"tuned config: {path}")
+    return 0
 
 
 if __name__ == "__main__":
