@@ -64,6 +64,18 @@ def _spec(root, out, config=None):
                    models_dir=str(out / "models"), oracle_nfft=4096, out_dir=str(out), keep_estimates=True)
 
 
+@pytest.mark.parametrize("kind, floor", [("irm", 5.0), ("ibm", 3.0), ("mpi", 5.0)])
+def test_oracles_are_near_the_truth(track, kind, floor):
+    from evaluation.scores import global_sdr
+
+    stems = {t: track[1][t].T for t in TARGETS}
+    mixture = track[1]["mixture"].T
+    estimates = oracle_estimates(kind, mixture, stems)
+    scores = {t: global_sdr(stems[t], estimates[t]) for t in TARGETS}
+    assert all(estimates[t].shape == mixture.shape for t in TARGETS)
+    assert np.mean(list(scores.values())) > floor, scores
+
+
 def test_scores_equal_museval_called_directly(tmp_path, hq_root):
     import museval
 
@@ -78,14 +90,14 @@ def test_scores_equal_museval_called_directly(tmp_path, hq_root):
 
 def test_two_workers_end_to_end_and_the_oracle_beats_a_member(tmp_path, hq_root, user_config):
     out = tmp_path / "out"
-    completed = run_cli("run", "--root", hq_root, "--method", "irm", "ibm", "mpi", "member:umx",
+    completed = run_cli("run", "--root", hq_root, "--method", "irm", "member:umx",
                         "--workers", 2, "--out", out, "--config", user_config)
     assert completed.returncode == 0, completed.stderr
     table = pd.read_csv(out / "results.csv")
     tracks = {path.name for path in (hq_root / "test").iterdir()}
     assert set(table["track"]) == tracks and set(table["target"]) == set(TARGETS)
     assert set(table["metric"]) == {"SDR", "SIR", "ISR", "SAR", "global_SDR"}
-    assert len(table) == len(tracks) * 4 * 4 * 5
+    assert len(table) == len(tracks) * 2 * 4 * 5
     summary = pd.read_csv(out / "summary.csv").set_index(["method", "target"])
     for target in TARGETS:
         assert summary.loc[("irm", target), "SDR"] > summary.loc[("member:umx", target), "SDR"] + 3
@@ -95,7 +107,7 @@ def test_two_workers_end_to_end_and_the_oracle_beats_a_member(tmp_path, hq_root,
 
 def test_a_killed_run_resumes_without_recomputing(tmp_path, hq_root):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "evaluation", "run", "--root", str(hq_root), "--method", "irm", "ibm", "mpi",
+    command = [sys.executable, "-m", "evaluation", "run", "--root", str(hq_root), "--method", "irm", "ibm",
                "--workers", "1", "--out", str(out)]
     process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -105,12 +117,12 @@ def test_a_killed_run_resumes_without_recomputing(tmp_path, hq_root):
     os.killpg(process.pid, signal.SIGKILL)  # the whole run, workers included, mid-way
     process.wait()
     finished = {path: path.stat().st_mtime_ns for path in (out / "scores").glob("*/*.json")}
-    assert 1 <= len(finished) < 6
-    completed = run_cli("run", "--root", hq_root, "--method", "irm", "ibm", "mpi", "--workers", 1, "--out", out)
+    assert 1 <= len(finished) < 4
+    completed = run_cli("run", "--root", hq_root, "--method", "irm", "ibm", "--workers", 1, "--out", out)
     assert completed.returncode == 0, completed.stderr
-    assert f"{len(finished)} of 6 (method, track) scores already done: kept" in completed.stdout + completed.stderr
+    assert f"{len(finished)} of 4 (method, track) scores already done: kept" in completed.stdout + completed.stderr
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())
-    assert len(list((out / "scores").glob("*/*.json"))) == 6
+    assert len(list((out / "scores").glob("*/*.json"))) == 4
 
 
 def test_bad_root_and_unknown_method_are_named(tmp_path, hq_root):
