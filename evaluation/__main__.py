@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--steps", type=int, default=10, help="weight grid step = 1/STEPS (default 10)")
     tune.add_argument("--wiener", type=int, nargs="+", default=[0, 1, 2], help="Wiener iterations to try")
     tune.add_argument("--workers", type=int, default=available_cpus(), help="worker processes for museval")
+
+    report = commands.add_parser("report", help="Markdown table and box plots of one or more runs")
+    report.add_argument("results", type=Path, nargs="+", help="folders written by `run`")
+    report.add_argument("--out", type=Path, default=None, help="where report.md and sdr_boxplot.png go "
+                                                                "(default: the first results folder)")
     return parser
 
 
@@ -53,6 +58,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "tune":
         return _tune(args)
+    if args.command == "report":
+        return _report(args)
     try:
         tracks = open_tracks(args.root, args.subset, args.split, args.tracks)
         known = method_names(args.config)
@@ -79,6 +86,30 @@ def main(argv=None) -> int:
     for failure in failures:
         print(f"failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _report(args) -> int:
+    from evaluation import report, run
+
+    results = []
+    for folder in args.results:
+        found = run.load_results(folder)
+        if not found:
+            print(f"error: {folder}: no scores here (expected {folder}/scores/<method>/<track>.json)", file=sys.stderr)
+            return 1
+        if len(args.results) > 1:  # the same method may have been run in several folders
+            for result in found:
+                result["method"] = f"{result['method']} ({folder.name})"
+        results += found
+    out = args.out or args.results[0]
+    out.mkdir(parents=True, exist_ok=True)
+    tracks = len({result["track"] for result in results})
+    markdown = report.markdown_table(run.summary(results), tracks)
+    plot = report.box_plot(run.results_table(results), out / "sdr_boxplot.png")
+    (out / "report.md").write_text(f"# Evaluation report\n\n{markdown}\n![per-track SDR]({plot.name})\n")
+    print(markdown)
+    print(f"report: {out / 'report.md'}, {plot}")
+    return 0
 
 
 def _tune(args) -> int:

@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -144,8 +145,8 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
     workers = max(1, min(workers, len(todo)))
     threads = max(1, available_cpus() // workers)
     bar = tqdm.tqdm(total=len(todo), desc="tracks", unit="track")
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    with _thread_limits(threads), ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                                      initializer=_init_worker, initargs=(threads,)) as pool:
         futures = {pool.submit(evaluate_task, spec, m, t): (m, t) for m, t in todo}
         for future in as_completed(futures):
             method, track = futures[future]
@@ -158,6 +159,24 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
             bar.update()
     bar.close()
     return failures
+
+
+@contextmanager
+def _thread_limits(threads: int):
+    """BSSEval's numpy/scipy work is multithreaded too: each worker process
+    (started while these are set) gets its share of the CPUs, so workers do
+    not oversubscribe the machine."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(threads) for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def load_results(out_dir: Path, methods: list[str] | None = None) -> list[dict]:

@@ -104,6 +104,15 @@ def test_two_workers_end_to_end_and_the_oracle_beats_a_member(tmp_path, hq_root,
         assert summary.loc[("irm", target), "global_SDR"] > summary.loc[("member:umx", target), "global_SDR"]
     assert "irm" in completed.stdout and "tables:" in completed.stdout
 
+    report = run_cli("report", out)
+    assert report.returncode == 0, report.stderr
+    markdown = (out / "report.md").read_text()
+    assert "| irm |" in markdown and "| member:umx |" in markdown
+    # columns in TARGETS order (bass, drums, other, vocals), then the mean
+    assert "| *UMXHQ: published, 50 test tracks* | 5.07 | 6.04 | 4.28 | 6.25 | 5.41 | – |" in markdown
+    png = (out / "sdr_boxplot.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
 
 def test_a_killed_run_resumes_without_recomputing(tmp_path, hq_root):
     out = tmp_path / "out"
