@@ -78,12 +78,12 @@ def measure(mode: str, wav: Path) -> dict:
         mix = to_engine(read_audio(wav))
         reference = mix.mean(0)
         with torch.no_grad():
-            out = apply_model(demucs_member.model, ((mix - reference.mean()) / reference.std())[None],
-                              shifts=1, split=True, overlap=0.25)
+            apply_model(demucs_member.model, ((mix - reference.mean()) / reference.std())[None],
+                        shifts=1, split=True, overlap=0.25)
     elif mode == "umx-alone":
         mix = to_engine(read_audio(wav))
         with torch.no_grad():
-            out = umx_member.separator(mix[None])
+            umx_member.separator(mix[None])
     else:
         config = load_config()
         weights = {member.name: member.weights for member in config.members}

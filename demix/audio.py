@@ -195,6 +195,22 @@ class StemWriters:
                 folder.rmdir()  # only succeeds when nothing else is in it
 
 
+def write_wav_atomically(path: Path, data: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:
+    """Write (frames, channels) audio to ``path`` through a temporary file
+    beside it, so ``path`` is either absent or complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav.part", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(temp, data, sample_rate, subtype=subtype, format="WAV")
+        os.chmod(temp, 0o666 & ~_current_umask())
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    return path
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

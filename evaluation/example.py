@@ -3,14 +3,11 @@ laid out as a grader test folder with its reference stems."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from demix.audio import song_name
+from demix.audio import song_name, write_wav_atomically
 from evaluation.protocol import MIXTURE_FILE
 
 #: Stream order in MUSDB18 .stem.mp4 files.
@@ -25,13 +22,9 @@ def lay_out_stem_file(stem_file: Path, test_dir: Path) -> Path:
     folder = Path(test_dir) / song_name(Path(stem_file))
     if all((folder / f"{stream}.wav").is_file() for stream in MUSDB_STREAMS):
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
     audio, rate = stempeg.read_stems(str(stem_file), dtype=np.float32)
     for index, stream in enumerate(MUSDB_STREAMS):
-        fd, temp = tempfile.mkstemp(prefix=f".{stream}.", suffix=".wav.part", dir=folder)
-        os.close(fd)
-        sf.write(temp, audio[index], rate, subtype="PCM_16", format="WAV")
-        os.replace(temp, folder / f"{stream}.wav")
+        write_wav_atomically(folder / f"{stream}.wav", audio[index], rate, subtype="PCM_16")
     assert (folder / MIXTURE_FILE).is_file()
     return folder
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -109,14 +109,10 @@ def evaluate_task(spec: RunSpec, method_name: str, track_name: str) -> dict:
 
 
 def _write_estimates(folder: Path, estimates: dict, rate: int) -> None:
-    import soundfile as sf
+    from demix.audio import write_wav_atomically
 
-    folder.mkdir(parents=True, exist_ok=True)
     for target, audio in estimates.items():
-        fd, temp = tempfile.mkstemp(prefix=f".{target}.", suffix=".wav.part", dir=folder)
-        os.close(fd)
-        sf.write(temp, audio, rate, subtype="FLOAT", format="WAV")
-        os.replace(temp, folder / f"{target}.wav")
+        write_wav_atomically(folder / f"{target}.wav", audio, rate)
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:
@@ -237,7 +233,3 @@ def write_outputs(out_dir: Path, results: list[dict]) -> tuple[Path, Path]:
         frame.to_csv(temp, index=False)
         os.replace(temp, path)
     return table_path, summary_path
-
-
-def spec_json(spec: RunSpec) -> str:
-    return json.dumps(asdict(spec), indent=2)

@@ -20,8 +20,6 @@ maximise the median SDR on a set of tracks (the validation split).
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_context
@@ -31,7 +29,8 @@ import numpy as np
 import soundfile as sf
 import tqdm
 
-from demix import SAMPLE_RATE, TARGETS
+from demix import TARGETS
+from demix.audio import write_wav_atomically
 from demix.config import Config, config_to_toml, load_config
 
 
@@ -47,12 +46,8 @@ def cached_estimates(cache: Path, member: str, track, compute) -> dict[str, np.n
     folder = cache / member / track.name
     if not all((folder / f"{t}.wav").is_file() for t in TARGETS):
         estimates = compute(track)
-        folder.mkdir(parents=True, exist_ok=True)
         for target in TARGETS:
-            fd, temp = tempfile.mkstemp(prefix=f".{target}.", suffix=".wav.part", dir=folder)
-            os.close(fd)
-            sf.write(temp, estimates[target], int(track.rate), subtype="FLOAT", format="WAV")
-            os.replace(temp, folder / f"{target}.wav")
+            write_wav_atomically(folder / f"{target}.wav", estimates[target], int(track.rate))
     return {t: sf.read(folder / f"{t}.wav", dtype="float32")[0] for t in TARGETS}
 
 
