@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", type=Path, default=None, help="weights folder")
     run.add_argument("--oracle-nfft", type=int, default=4096, help="STFT size of the oracles")
     run.add_argument("--keep-estimates", action="store_true", help="also write OUT/estimates/<method>/<track>/*.wav")
+    run.add_argument("--ray", metavar="ADDRESS", default=None,
+                     help="run the tasks on this Ray cluster (HOST:PORT or auto) instead of local workers")
 
     tune = commands.add_parser("tune", help="search per-target member weights and Wiener iterations")
     tune.add_argument("--root", type=Path, required=True, help="MUSDB18-HQ (wav folders) or MUSDB18 (.stem.mp4) root")
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
         )
         args.out.mkdir(parents=True, exist_ok=True)
         names = [track.name for track in tracks]
-        failures = evaluation_run.run(spec, args.method, names, args.workers)
+        failures = evaluation_run.run(spec, args.method, names, args.workers, ray_address=args.ray)
         results = [r for r in evaluation_run.load_results(args.out, args.method) if r["track"] in names]
         table_path, summary_path = evaluation_run.write_outputs(args.out, results)
     except DemixError as error:

@@ -29,6 +29,7 @@ from pathlib import Path
 import tqdm
 
 from demix import TARGETS
+from demix.errors import first_line
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 
@@ -126,8 +127,10 @@ def _write_json_atomically(path: Path, data: dict) -> None:
 # ---------------------------------------------------------------- the run
 
 
-def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int, report=tqdm.tqdm.write) -> list[str]:
-    """Compute every missing (method, track) score file. Returns the
+def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int, report=tqdm.tqdm.write,
+        ray_address: str | None = None) -> list[str]:
+    """Compute every missing (method, track) score file, in ``workers``
+    local processes or on the Ray cluster at ``ray_address``. Returns the
     failures (one line each); the other tasks are still computed."""
     from demix.compute import available_cpus
 
@@ -138,6 +141,8 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
     failures = []
     if not todo:
         return failures
+    if ray_address:
+        return _run_on_ray(spec, todo, ray_address, report)
     workers = max(1, min(workers, len(todo)))
     threads = max(1, available_cpus() // workers)
     bar = tqdm.tqdm(total=len(todo), desc="tracks", unit="track")
@@ -155,6 +160,36 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
             bar.update()
     bar.close()
     return failures
+
+
+def _run_on_ray(spec: RunSpec, todo: list[tuple[str, str]], address: str, report) -> list[str]:
+    """The same tasks as Ray tasks of one CPU each, for runs beyond one
+    machine. Every node must see the data root, the models and the output
+    folder at the same paths (a shared file system), and have this project
+    installed; the score files are written by the workers, as locally."""
+    import ray
+
+    project = str(Path(__file__).resolve().parents[1])
+    ray.init(address=address, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": project, "OMP_NUM_THREADS": "1"}})
+    try:
+        remote_task = ray.remote(num_cpus=1)(evaluate_task)
+        pending = {remote_task.remote(spec, m, t): (m, t) for m, t in todo}
+        failures = []
+        with tqdm.tqdm(total=len(pending), desc="tracks (ray)", unit="track") as bar:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                method, track = pending.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                    report(f"{method} / {track}: {result['seconds']:.1f} s")
+                except Exception as error:
+                    failures.append(f"{method} / {track}: {type(error).__name__}: {first_line(error)}")
+                    report(f"failed: {failures[-1]}")
+                bar.update()
+        return failures
+    finally:
+        ray.shutdown()
 
 
 @contextmanager

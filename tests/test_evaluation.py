@@ -172,3 +172,28 @@ def test_tuning_finds_the_weights_that_are_best_by_construction(tmp_path, hq_roo
     assert tuned.members[0].weights["vocals"] == 1.0 and tuned.members[1].weights["drums"] == 1.0
     assert tuned.wiener_iterations == scores["wiener_iterations"]
     assert "the original config on the same tracks" in path.read_text()
+
+
+def test_a_run_on_a_local_ray_cluster(tmp_path, hq_root):
+    """A Ray head started by the test on the loopback address, used as a cluster."""
+    import socket
+
+    ray_bin = Path(sys.executable).parent / "ray"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started = subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, env=env)
+    if started.returncode != 0:
+        pytest.fail(f"ray start failed: {started.stderr[-2000:]}")
+    try:
+        out = tmp_path / "out"
+        completed = run_cli("run", "--root", hq_root, "--method", "irm", "--ray", f"127.0.0.1:{port}", "--out", out,
+                            env=env)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert len(list((out / "scores" / "irm").glob("*.json"))) == len(list((hq_root / "test").iterdir()))
+        assert "irm" in pd.read_csv(out / "summary.csv")["method"].tolist()
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env)
