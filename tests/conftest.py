@@ -149,9 +149,3 @@ model = "{user_models['umx']}"
 weights = {{ bass = 0.3, drums = 0.2, other = 0.4, vocals = 0.4 }}
 """)
     return config
-
-
-def global_sdr(reference, estimate) -> float:
-    """The MDX global SDR of one stem, over all samples and channels."""
-    reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
-    return float(10 * np.log10((np.sum(reference**2) + 1e-7) / (np.sum((reference - estimate) ** 2) + 1e-7)))

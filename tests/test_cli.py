@@ -13,7 +13,7 @@ import soundfile as sf
 
 from demix import SAMPLE_RATE, TARGETS
 
-from conftest import global_sdr
+from evaluation.scores import global_sdr
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,9 @@ from demix.compute import available_cpus
 from demix.ensemble import Ensemble
 from demix.members import DemucsMember
 
-from conftest import global_sdr, tiny_demucs_model
+from evaluation.scores import global_sdr
+
+from conftest import tiny_demucs_model
 
 PROJECT = Path(__file__).resolve().parents[1]
 

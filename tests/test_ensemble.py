@@ -13,7 +13,7 @@ from demix.ensemble import BlockPlan, Ensemble
 from demix.errors import ConfigError
 from demix.members.base import Member
 
-from conftest import global_sdr
+from evaluation.scores import global_sdr
 
 
 class KnownMember(Member):
