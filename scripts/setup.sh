@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
 # Installs everything the kit needs on a fresh Debian bookworm machine with Python 3.11:
-# system packages (ffmpeg for stempeg/musdb and compressed inputs, libsndfile for
-# soundfile, python3-venv) and a virtual environment in .venv with the pinned
-# Python dependencies (requirements.txt; with --dev also the test tools).
+#   - the system packages in apt.txt (ffmpeg, libsndfile1, g++ for compiled mode), plus, for
+#     this machine's Python, python3-venv and python3-dev where missing, and git-lfs (weights
+#     travel in the submission repository on git-lfs);
+#   - a virtual environment in .venv with the pinned Python dependencies: requirements.txt;
+#     --aicrowd adds requirements-aicrowd.txt (the `aicrowd` command); --dev adds the test tools.
+# apt.txt and requirements*.txt are the one source of the versions: the Dockerfile runs this
+# script, and environment.yml is generated from them (scripts/write_environment_yml.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-requirements=requirements.txt
-[ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
+requirements=(-r requirements.txt)
+for option in "$@"; do
+  case "$option" in
+    --dev) requirements+=(-r requirements-dev.txt) ;;
+    --aicrowd) requirements+=(-r requirements-aicrowd.txt) ;;
+    *) echo "setup: unknown option $option (use --dev or --aicrowd)" >&2; exit 2 ;;
+  esac
+done
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
 missing=()
-command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
-command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-ldconfig -p 2>/dev/null | grep -q libsndfile.so || missing+=(libsndfile1)
-if command -v "$PYTHON" >/dev/null 2>&1 && ! "$PYTHON" -c "import venv, ensurepip" 2>/dev/null; then
-  missing+=(python3-venv)
+while read -r package; do
+  [ -n "$package" ] && ! installed "$package" && missing+=("$package")
+done < <(grep -v '^\s*#' apt.txt)
+command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv python3-dev)
+if command -v "$PYTHON" >/dev/null 2>&1; then
+  "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+  # torch.compile builds C++ kernels against Python.h
+  "$PYTHON" -c "import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+    || missing+=(python3-dev)
 fi
+command -v git-lfs >/dev/null 2>&1 || missing+=(git-lfs)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing system packages: ${missing[*]}" >&2
@@ -26,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup: installing system packages: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 fi
 
@@ -39,5 +56,5 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch and torchaudio wheels are large (about 2.6 GB with their CUDA libraries); pip caches them.
-.venv/bin/python -m pip install --quiet -r "$requirements"
+.venv/bin/python -m pip install --quiet "${requirements[@]}"
 .venv/bin/python -c "import torch, torchaudio, openunmix, demucs, stempeg, museval; print('setup: ok, torch', torch.__version__)"
