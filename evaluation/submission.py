@@ -21,10 +21,13 @@ PROJECT = Path(__file__).resolve().parents[1]
 SUBMISSION_CONFIG = PROJECT / "my_submission" / "config.toml"
 
 
-def submission_config_path() -> Path:
-    if os.getenv("DEMIX_CONFIG"):
+def submission_config_path(project: Path = PROJECT, honour_env: bool = True) -> Path:
+    """The config the grader will use; ``honour_env=False`` ignores $DEMIX_CONFIG,
+    which exists only on this machine."""
+    if honour_env and os.getenv("DEMIX_CONFIG"):
         return Path(os.environ["DEMIX_CONFIG"])
-    return SUBMISSION_CONFIG if SUBMISSION_CONFIG.is_file() else DEFAULT_CONFIG
+    own = project / SUBMISSION_CONFIG.relative_to(PROJECT)
+    return own if own.is_file() else DEFAULT_CONFIG
 
 
 def load_submission_ensemble() -> Ensemble:

@@ -1,0 +1,248 @@
+"""``python -m demix submit NAME``: check the submission, then tag the commit
+``submission-NAME`` and push the tag to the ``aicrowd`` remote.
+
+A submission that fails on AIcrowd costs a slot and hours, so every cause we
+can see locally is checked first, all of them in one pass, each refusal
+saying what to fix:
+
+- the ``aicrowd`` remote exists and the tag is new;
+- the work tree is clean (the grader builds the commit, not the folder);
+- ``aicrowd.json`` has the grader's keys with the right types;
+- every weight file the submission's config needs is present, intact and
+  committed through git-lfs (AIcrowd's repositories refuse large plain files,
+  and a weight missing from the commit fails at setup, online);
+- where aicrowd-cli is installed: you are logged in;
+- the local grader passes on the bundled example with the submission's
+  config, in the protocol of the challenge in ``aicrowd.json``.
+
+``--dry-run`` runs every check and prints the commands it would run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from demix.config import load_config
+from demix.errors import DemixError
+from demix.weights import file_status, get_official
+
+from .submission import PROJECT, submission_config_path
+
+REMOTE = "aicrowd"
+TAG_PREFIX = "submission-"
+#: aicrowd.json: key -> (type, what it must be).
+AICROWD_JSON_KEYS = {
+    "challenge_id": (str, "the challenge's id, copied from its starter kit"),
+    "authors": (list, "a list of AIcrowd user names"),
+    "description": (str, "a short description of the method"),
+    "external_dataset_used": (bool, "true when any model was trained on data beyond MUSDB18"),
+    "gpu": (bool, "true to ask for a GPU where the challenge offers one"),
+}
+PLACEHOLDER_AUTHOR = "your-aicrowd-username"
+REMOTE_EXAMPLE = "git remote add aicrowd git@gitlab.aicrowd.com:<username>/<repository>.git"
+
+
+@dataclass
+class Refusal:
+    check: str
+    problem: str
+    fix: str
+
+
+class SubmitRefused(DemixError):
+    def __init__(self, refusals: list[Refusal]):
+        self.refusals = refusals
+        lines = [f"{r.check}: {r.problem}\n    fix: {r.fix}" for r in refusals]
+        super().__init__("not submitted; fix these first:\n  " + "\n  ".join(lines))
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=check)
+
+
+def protocol_of(challenge_id: str) -> str:
+    """SDX 2023 (and later sound demixing rounds) use the ``user_config`` protocol."""
+    lowered = challenge_id.lower()
+    return "sdx23" if "sound-demixing" in lowered or "sdx" in lowered else "mdx21"
+
+
+def check_aicrowd_json(path: Path) -> list[Refusal]:
+    def refuse(problem: str, fix: str) -> list[Refusal]:
+        return [Refusal("aicrowd.json", f"{path}: {problem}", fix)]
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return refuse("missing", "copy aicrowd.json from the challenge's starter kit")
+    except (OSError, ValueError) as error:
+        return refuse(f"not valid JSON ({error})", "fix the syntax")
+    if not isinstance(data, dict):
+        return refuse("must be a JSON object", "copy aicrowd.json from the challenge's starter kit")
+    refusals = []
+    for key, (kind, meaning) in AICROWD_JSON_KEYS.items():
+        if key not in data:
+            refusals += refuse(f"key {key!r} is missing", f"add {key!r}: {meaning}")
+        elif not isinstance(data[key], kind) or (kind is str and not data[key].strip()):
+            refusals += refuse(f"{key!r} must be {kind.__name__} ({meaning}), got {data[key]!r}", f"set {key!r}")
+    authors = data.get("authors")
+    if isinstance(authors, list) and (not authors or PLACEHOLDER_AUTHOR in authors
+                                      or not all(isinstance(a, str) and a for a in authors)):
+        refusals += refuse(f"'authors' is {authors!r}", "put your AIcrowd user name(s) in 'authors'")
+    return refusals
+
+
+def weight_files(config_path: Path, models_dir: Path) -> list[tuple[str, Path, str]]:
+    """(member name, file, how to get it) for every file the config's members load."""
+    files = []
+    for member in load_config(config_path).members:
+        if member.is_official:
+            model = get_official(member.model)
+            for file in model.files:
+                status = file_status(models_dir, file)
+                fix = f"python -m demix weights fetch {model.name}" if status != "present" else ""
+                files.append((member.name, models_dir / file.path, fix))
+            continue
+        path = Path(member.model)
+        if path.is_dir():
+            files += [(member.name, p, "") for p in sorted(path.rglob("*")) if p.is_file()]
+        elif path.suffix == ".yaml" and path.is_file():
+            import yaml
+
+            signatures = yaml.safe_load(path.read_text()).get("models", [])
+            files += [(member.name, path, "")] + [(member.name, path.with_name(f"{s}.th"), "") for s in signatures]
+        else:
+            files.append((member.name, path, ""))
+    return files
+
+
+def check_weights(repo: Path, config_path: Path, models_dir: Path) -> list[Refusal]:
+    try:
+        files = weight_files(config_path, models_dir)
+    except DemixError as error:
+        return [Refusal("weights", str(error), f"fix {config_path}")]
+    lfs = git(repo, "lfs", "ls-files", "--name-only", check=False)
+    if lfs.returncode != 0:
+        return [Refusal("git-lfs", f"git lfs does not run here ({lfs.stderr.strip()})",
+                        "apt-get install git-lfs && git lfs install")]
+    in_lfs = set(lfs.stdout.split("\n"))
+    in_git = set(git(repo, "ls-files", "-z").stdout.split("\0"))
+    refusals = []
+    not_in_lfs: dict[str, list[str]] = {}
+    for member, path, fetch in files:
+        where = f"{path} (member {member})"
+        if fetch:
+            refusals.append(Refusal("weights", f"{where} is missing or damaged", fetch))
+        elif not path.is_file():
+            refusals.append(Refusal("weights", f"{where} is missing", f"put the file there or fix {config_path}"))
+        elif not path.resolve().is_relative_to(repo):
+            refusals.append(Refusal("weights", f"{where} is outside the repository, so the grader will not have it",
+                                    f"move it under {repo / 'models'} and point {config_path.name} at it"))
+        elif path.resolve().relative_to(repo).as_posix() not in in_lfs:
+            not_in_lfs.setdefault(member, []).append(path.resolve().relative_to(repo).as_posix())
+    for member, paths in not_in_lfs.items():
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        quoted = " ".join(f"'{p}'" for p in paths)
+        if any(p in in_git for p in paths):  # committed as plain git blobs
+            fix = (f"git lfs track the files (models/ is tracked by .gitattributes), then "
+                   f"git rm --cached {quoted} && git add {quoted} && git commit")
+        else:
+            fix = (f"git add {quoted} && git commit (files under models/ go to git-lfs by .gitattributes; "
+                   f"elsewhere run git lfs track first)")
+        refusals.append(Refusal("weights", f"member {member}: {shown} not committed through git-lfs", fix))
+    return refusals
+
+
+def check_aicrowd_login() -> tuple[list[Refusal], str]:
+    """Where aicrowd-cli is installed, that an API key is stored (what `aicrowd login` does)."""
+    command = shutil.which("aicrowd") or shutil.which("aicrowd", path=str(Path(sys.executable).parent))
+    if command is None:
+        return [], "aicrowd-cli not installed (optional: bash scripts/setup.sh --aicrowd); login not checked"
+    result = subprocess.run([command, "config", "get", "aicrowd_api_key"], capture_output=True, text=True)
+    if result.returncode != 0 or not result.stdout.strip():
+        return [Refusal("aicrowd login", "aicrowd-cli is installed but you are not logged in",
+                        "aicrowd login (paste the API key from https://www.aicrowd.com/participants/me)")], ""
+    return [], "aicrowd-cli: logged in"
+
+
+def run_local_grader(repo: Path, protocol: str, report: Callable[[str], None]) -> list[Refusal]:
+    """``python test.py`` on the bundled example, as the participant would run it,
+    with the grader's own variables and none of this shell's config overrides."""
+    with tempfile.TemporaryDirectory(prefix="demix-submit-") as scratch:
+        env = {k: v for k, v in os.environ.items() if k not in ("DEMIX_CONFIG", "DEMIX_MODELS")}
+        env.update(TEST_DATASET_PATH=f"{scratch}/test", RESULTS_DATASET_PATH=f"{scratch}/results")
+        process = subprocess.run([sys.executable, "test.py", "--protocol", protocol], cwd=repo, env=env,
+                                 capture_output=True, text=True)
+        for line in process.stdout.splitlines():
+            report(f"    {line}")
+        if process.returncode != 0:
+            tail = "\n".join(process.stderr.strip().splitlines()[-5:])
+            return [Refusal("local grader", f"python test.py --protocol {protocol} failed (exit {process.returncode})"
+                            + (f":\n{tail}" if tail else ""),
+                            f"run python test.py --protocol {protocol} and fix what it reports")]
+    return []
+
+
+def submit(name: str, repo: Path = PROJECT, dry_run: bool = False, protocol: str | None = None,
+           report: Callable[[str], None] = print) -> str:
+    """Check, tag and push. Returns the tag; raises :class:`SubmitRefused`."""
+    top = git(repo, "rev-parse", "--show-toplevel", check=False)
+    if top.returncode != 0:
+        raise SubmitRefused([Refusal("git", f"{repo} is not a git repository", "git init, or clone your AIcrowd repository")])
+    repo = Path(top.stdout.strip()).resolve()
+    tag = f"{TAG_PREFIX}{name}"
+    refusals: list[Refusal] = []
+
+    if git(repo, "check-ref-format", f"refs/tags/{tag}", check=False).returncode != 0:
+        refusals.append(Refusal("tag", f"{tag!r} is not a valid tag name", "use letters, digits, '.', '-' or '_'"))
+    elif git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}", check=False).returncode == 0:
+        refusals.append(Refusal("tag", f"{tag} already exists", "pick a new NAME (each submission needs its own tag)"))
+    if git(repo, "remote", "get-url", REMOTE, check=False).returncode != 0:
+        refusals.append(Refusal("remote", f"no git remote named {REMOTE!r}", REMOTE_EXAMPLE))
+    dirty = git(repo, "status", "--porcelain", "--untracked-files=normal").stdout.splitlines()
+    if dirty:
+        shown = ", ".join(line[3:] for line in dirty[:8]) + (" ..." if len(dirty) > 8 else "")
+        refusals.append(Refusal("work tree", f"uncommitted changes: {shown}",
+                                "git add and git commit them (or git stash); the grader builds the commit"))
+    refusals += check_aicrowd_json(repo / "aicrowd.json")
+    config_path = submission_config_path(repo, honour_env=False)
+    report(f"config: {config_path}")
+    refusals += check_weights(repo, config_path, repo / "models")
+    login_refusals, login_note = check_aicrowd_login()
+    refusals += login_refusals
+    if login_note:
+        report(login_note)
+    if not refusals:  # the grader needs the weights; no point running it before they are in order
+        if protocol is None:
+            protocol = protocol_of(json.loads((repo / "aicrowd.json").read_text())["challenge_id"])
+        report(f"local grader on the bundled example ({protocol}):")
+        refusals += run_local_grader(repo, protocol, report)
+    if refusals:
+        raise SubmitRefused(refusals)
+
+    commands = [
+        ["git", "tag", "-a", tag, "-m", f"AIcrowd submission {name}"],
+        ["git", "lfs", "push", REMOTE, tag],
+        ["git", "push", REMOTE, f"refs/tags/{tag}"],
+    ]
+    if dry_run:
+        report("all checks passed; --dry-run, so nothing was tagged or pushed. It would run:")
+        for command in commands:
+            report("  " + " ".join(command))
+        return tag
+    for command in commands:
+        report("$ " + " ".join(command))
+        result = subprocess.run(command, cwd=repo, capture_output=True, text=True)
+        if result.returncode != 0:
+            git(repo, "tag", "-d", tag, check=False)  # so that the same NAME can be tried again
+            raise DemixError(f"{' '.join(command)} failed (exit {result.returncode}):\n{result.stderr.strip()}\n"
+                             f"  the local tag {tag} was removed; fix the problem and run submit again")
+    report(f"submitted: {tag} pushed to {REMOTE}; follow it on the challenge's submissions page")
+    return tag

@@ -1,0 +1,132 @@
+"""`python -m demix submit`: refusals that say what to fix, the dry run, and a real
+push (tag and git-lfs weights) to a local bare repository standing in for AIcrowd."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import save_demucs_package, tiny_demucs_model, tiny_openunmix_folder
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(shutil.which("git-lfs") is None,
+                                reason="git-lfs is not installed (scripts/setup.sh installs it)")
+
+SUBMISSION_CONFIG = """
+[separation]
+block_seconds = 5
+compute = "eager"
+
+[[members]]
+name = "demucs"
+model = "../models/mine/my_demucs.th"
+weights = 0.6
+
+[[members]]
+name = "umx"
+model = "../models/mine/my_umx"
+weights = 0.4
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def copy_project(destination: Path) -> Path:
+    """The kit's files as a participant's repository has them (tracked and new, not ignored)."""
+    listed = git(PROJECT, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, listed):
+        source = PROJECT / name
+        if source.is_file() and not (name.startswith("models/") and name != "models/README.md"):
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def submit(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DEMIX_CONFIG", "DEMIX_MODELS")}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run([sys.executable, "-m", "demix", "submit", *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def log_in(home: Path) -> None:
+    """What `aicrowd login` leaves behind (it verifies the key online, which this machine cannot)."""
+    folder = home / ".config" / "aicrowd-cli"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text('aicrowd_api_key = "0123456789abcdef"\n')
+
+
+@pytest.fixture
+def participant_repo(tmp_path):
+    """A participant's repository with user-trained weights in models/mine/, not yet committed,
+    the placeholder author in aicrowd.json and no aicrowd remote."""
+    repo = copy_project(tmp_path / "repo")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "participant@example.com")
+    git(repo, "config", "user.name", "Participant")
+    git(repo, "lfs", "install", "--local")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the kit")
+    tiny_openunmix_folder(repo / "models" / "mine" / "my_umx")
+    save_demucs_package(tiny_demucs_model(), repo / "models" / "mine" / "my_demucs.th")
+    (repo / "my_submission" / "config.toml").write_text(SUBMISSION_CONFIG)
+    home = tmp_path / "home"
+    home.mkdir()
+    return repo, home
+
+
+def test_submit_refuses_and_says_what_to_fix(participant_repo):
+    repo, home = participant_repo
+    result = submit(repo, home, "first", "--dry-run")
+    assert result.returncode == 1
+    message = result.stderr
+    assert "no git remote named 'aicrowd'" in message and "git remote add aicrowd" in message
+    assert "uncommitted changes" in message and "my_submission/config.toml" in message
+    assert "your AIcrowd user name" in message
+    assert "member demucs: models/mine/my_demucs.th not committed through git-lfs" in message
+    assert "not logged in" in message and "aicrowd login" in message
+    assert git(repo, "tag") == ""
+
+
+def test_submit_dry_run_then_push_to_a_bare_remote(participant_repo, tmp_path):
+    repo, home = participant_repo
+    remote = tmp_path / "aicrowd.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "aicrowd", str(remote))
+    manifest = json.loads((repo / "aicrowd.json").read_text())
+    manifest["authors"] = ["participant"]
+    (repo / "aicrowd.json").write_text(json.dumps(manifest, indent=2))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "my submission")
+    assert "my_demucs.th" in git(repo, "lfs", "ls-files", "--name-only")
+    log_in(home)
+
+    dry = submit(repo, home, "first", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "1 of 1 songs ok" in dry.stdout  # the local grader ran on the bundled example
+    assert "git push aicrowd refs/tags/submission-first" in dry.stdout
+    assert git(repo, "tag") == "" and git(remote, "tag") == ""
+
+    real = submit(repo, home, "first")
+    assert real.returncode == 0, real.stderr
+    assert git(remote, "tag").split() == ["submission-first"]
+    assert git(remote, "rev-parse", "submission-first^{commit}") == git(repo, "rev-parse", "HEAD")
+
+    # The weights reached the remote through git-lfs: a fresh clone gets the real bytes.
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--branch", "submission-first", str(remote), str(clone))
+    weights = Path("models/mine/my_demucs.th")
+    assert (clone / weights).read_bytes() == (repo / weights).read_bytes()
+
+    again = submit(repo, home, "first", "--dry-run")
+    assert again.returncode == 1 and "submission-first already exists" in again.stderr
