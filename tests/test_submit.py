@@ -125,6 +125,8 @@ def test_submit_dry_run_then_push_to_a_bare_remote(participant_repo, tmp_path):
     # The weights reached the remote through git-lfs: a fresh clone gets the real bytes.
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--branch", "submission-first", str(remote), str(clone))
+    git(clone, "lfs", "install", "--local")
+    git(clone, "lfs", "pull")
     weights = Path("models/mine/my_demucs.th")
     assert (clone / weights).read_bytes() == (repo / weights).read_bytes()
 
