@@ -29,6 +29,7 @@ from pathlib import Path
 import tqdm
 
 from demix import TARGETS
+from demix.atomic import write_json_atomically
 from demix.errors import first_line
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -105,7 +106,7 @@ def evaluate_task(spec: RunSpec, method_name: str, track_name: str) -> dict:
     if spec.keep_estimates:
         _write_estimates(Path(spec.out_dir) / "estimates" / method_name.replace(":", "_") / track_name,
                          estimates, int(track.rate))
-    _write_json_atomically(score_file(Path(spec.out_dir), method_name, track_name), result)
+    write_json_atomically(score_file(Path(spec.out_dir), method_name, track_name), result)
     return result
 
 
@@ -114,14 +115,6 @@ def _write_estimates(folder: Path, estimates: dict, rate: int) -> None:
 
     for target, audio in estimates.items():
         write_wav_atomically(folder / f"{target}.wav", audio, rate)
-
-
-def _write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.part", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, allow_nan=True)
-    os.replace(temp, path)
 
 
 # ---------------------------------------------------------------- the run

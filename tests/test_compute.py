@@ -92,3 +92,38 @@ def test_available_cpus_respects_the_affinity_mask():
     if result.returncode != 0:
         pytest.skip(f"taskset unavailable: {result.stderr.strip()}")
     assert result.stdout.strip() == "1"
+
+
+ISA_PROBE = """
+import subprocess, sys
+probes = []
+real_check_call = subprocess.check_call
+def counting_check_call(args, *rest, **kwargs):
+    probes.append(args)
+    return real_check_call(args, *rest, **kwargs)
+subprocess.check_call = counting_check_call
+from demix.compute import compile_cache_dir
+compile_cache_dir()
+from torch._inductor.cpu_vec_isa import pick_vec_isa
+isa = pick_vec_isa()
+print(len(probes), str(isa), isa.build_arch_flags())
+"""
+
+
+def test_a_second_process_reuses_the_vector_isa_checks(tmp_path):
+    """TorchInductor proves each CPU vector ISA in a fresh Python per process; the
+    answers kept in the compile cache spare that, and pick the very same ISA."""
+    env = dict(os.environ, DEMIX_COMPILE_CACHE=str(tmp_path))
+
+    def probe() -> list[str]:
+        result = subprocess.run([sys.executable, "-c", ISA_PROBE], cwd=PROJECT, env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.strip().splitlines()[-1].split(" ", 1)
+
+    first_probes, first_isa = probe()
+    if first_probes == "0":
+        pytest.skip("TorchInductor ran no vector ISA check on this platform")
+    assert list(tmp_path.glob("vec-isa-checks-*.json"))
+    second_probes, second_isa = probe()
+    assert second_probes == "0" and second_isa == first_isa
