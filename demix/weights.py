@@ -135,6 +135,45 @@ def get_official(name: str) -> ModelWeights:
         raise WeightsError(f"unknown official model {name!r}; known names: {known}") from None
 
 
+#: How every git-lfs pointer file begins: what a clone without ``git lfs pull`` holds instead of the weights.
+LFS_POINTER_START = b"version https://git-lfs.github.com/spec/"
+
+
+def files_of_model(model: str, models_dir: Path) -> list[Path]:
+    """Every file a member loads: an official model's files under ``models_dir``;
+    for a user path, the file, every file in the folder, or a bag ``.yaml`` and
+    the ``.th`` files it names beside it."""
+    if model in official_models():
+        return [Path(models_dir) / file.path for file in official_models()[model].files]
+    path = Path(model)
+    if path.is_dir():
+        return [p for p in sorted(path.rglob("*")) if p.is_file()]
+    if path.suffix == ".yaml" and path.is_file():
+        import yaml
+
+        signatures = (yaml.safe_load(path.read_text()) or {}).get("models", [])
+        return [path] + [path.with_name(f"{signature}.th") for signature in signatures]
+    return [path]
+
+
+def refuse_lfs_pointers(paths: list[Path]) -> None:
+    """A git-lfs pointer where weights should be fails deep inside torch.load
+    with "invalid load key"; say what it is instead."""
+    pointers = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                if handle.read(len(LFS_POINTER_START)) == LFS_POINTER_START:
+                    pointers.append(str(path))
+        except OSError:
+            continue  # missing files are reported by the loaders, with their source
+    if pointers:
+        raise WeightsError(
+            "these are git-lfs pointer files, not weights (the repository was cloned without its "
+            "LFS objects): " + ", ".join(pointers) + "\n  get them with: git lfs install && git lfs pull"
+        )
+
+
 def fetch_command(name: str) -> str:
     return f"python -m demix weights fetch {name}"
 

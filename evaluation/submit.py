@@ -32,7 +32,7 @@ from typing import Callable
 
 from demix.config import load_config
 from demix.errors import DemixError
-from demix.weights import file_status, get_official
+from demix.weights import fetch_command, file_status, files_of_model, get_official
 
 from .submission import PROJECT, submission_config_path
 
@@ -100,26 +100,15 @@ def check_aicrowd_json(path: Path) -> list[Refusal]:
 
 
 def weight_files(config_path: Path, models_dir: Path) -> list[tuple[str, Path, str]]:
-    """(member name, file, how to get it) for every file the config's members load."""
+    """(member name, file, how to fetch it if it is not usable) for every file the config's members load."""
     files = []
     for member in load_config(config_path).members:
-        if member.is_official:
-            model = get_official(member.model)
-            for file in model.files:
-                status = file_status(models_dir, file)
-                fix = f"python -m demix weights fetch {model.name}" if status != "present" else ""
-                files.append((member.name, models_dir / file.path, fix))
+        if not member.is_official:
+            files += [(member.name, path, "") for path in files_of_model(member.model, models_dir)]
             continue
-        path = Path(member.model)
-        if path.is_dir():
-            files += [(member.name, p, "") for p in sorted(path.rglob("*")) if p.is_file()]
-        elif path.suffix == ".yaml" and path.is_file():
-            import yaml
-
-            signatures = yaml.safe_load(path.read_text()).get("models", [])
-            files += [(member.name, path, "")] + [(member.name, path.with_name(f"{s}.th"), "") for s in signatures]
-        else:
-            files.append((member.name, path, ""))
+        for file in get_official(member.model).files:
+            usable = file_status(models_dir, file) == "present"
+            files.append((member.name, models_dir / file.path, "" if usable else fetch_command(member.model)))
     return files
 
 

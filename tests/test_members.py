@@ -143,3 +143,32 @@ def test_demucs_garbage_package(tmp_path):
     path.write_bytes(b"not a torch file")
     with pytest.raises(WeightsError, match="broken.th: not a loadable Demucs model package"):
         DemucsMember.from_file("x", path)
+
+
+LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+               b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
+
+
+@pytest.mark.parametrize("kind", ["demucs package", "openunmix folder", "official umxhq"])
+def test_git_lfs_pointer_files_are_named_as_such(tmp_path, kind):
+    """A clone without `git lfs pull` has pointers where the weights should be."""
+    from demix.config import MemberConfig
+    from demix.members import load_member
+
+    if kind == "demucs package":
+        model, family = tmp_path / "mine.th", "demucs"
+        model.write_bytes(LFS_POINTER)
+    elif kind == "openunmix folder":
+        model, family = tiny_openunmix_folder(tmp_path / "my_umx"), "openunmix"
+        (model / "vocals.pth").write_bytes(LFS_POINTER)
+    else:
+        model, family = "umxhq", "openunmix"
+        for file in get_official("umxhq").files:
+            (tmp_path / file.path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / file.path).write_bytes(LFS_POINTER)
+    config = MemberConfig(name="m", family=family, model=str(model), weights=dict.fromkeys(TARGETS, 1.0))
+    with pytest.raises(WeightsError) as error:
+        load_member(config, tmp_path)
+    message = str(error.value)
+    assert "git-lfs pointer files, not weights" in message and "git lfs pull" in message
+    assert ("vocals" in message) if kind != "demucs package" else ("mine.th" in message)

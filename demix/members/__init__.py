@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import MemberConfig
+from ..weights import files_of_model, refuse_lfs_pointers
 from .base import Member
 from .demucs import DemucsMember
 from .openunmix import OpenUnmixMember
@@ -14,6 +15,7 @@ __all__ = ["Member", "DemucsMember", "OpenUnmixMember", "load_member"]
 
 def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member:
     """Build the member a config entry describes, reading weights from disk only."""
+    refuse_lfs_pointers(files_of_model(config.model, models_dir))
     if config.family == "demucs":
         options = dict(config.options, seed=seed)
         if config.is_official:
