@@ -13,7 +13,7 @@ Layout (see ``demix/default.toml`` for the shipped default)::
     [[members]]
     name = "htdemucs"         # shown in messages and reports
     model = "htdemucs"        # official name, or a path relative to this file
-    shifts = 1                # family options (Demucs: shifts, overlap;
+    shifts = 1                # family options (Demucs: shifts, overlap, segment_batch;
     overlap = 0.25            #                 Open-Unmix: niter)
     weights = { bass = 0.9, drums = 0.9, other = 0.8, vocals = 0.8 }   # or one number
 
@@ -44,6 +44,8 @@ _FAMILY_OPTIONS: dict[str, dict[str, tuple[Any, str, Any]]] = {
     "demucs": {
         "shifts": (1, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
         "overlap": (0.25, "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+        "segment_batch": (1, "an integer >= 1",
+                          lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
     },
     "openunmix": {
         "niter": (0, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),

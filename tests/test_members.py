@@ -172,3 +172,26 @@ def test_git_lfs_pointer_files_are_named_as_such(tmp_path, kind):
     message = str(error.value)
     assert "git-lfs pointer files, not weights" in message and "git lfs pull" in message
     assert ("vocals" in message) if kind != "demucs package" else ("mine.th" in message)
+
+
+@pytest.mark.parametrize("model", ["demucs", "bag"])
+def test_batched_segments_give_the_same_stems(user_models, track, model):
+    """segment_batch runs apply_model's segments several per forward pass (for GPUs); the
+    bag and the overlap weights stay apply_model's. Without random shifts (see below) the
+    stems are the same."""
+    mix = torch.from_numpy(track[1]["mixture"])  # 6 s or more: 4 s segments every 3 s, the last one short
+    one = DemucsMember.from_file("one", user_models[model], shifts=0).separate(mix)
+    batched = DemucsMember.from_file("batched", user_models[model], shifts=0, segment_batch=3).separate(mix)
+    assert one.keys() == batched.keys()
+    for target in one:
+        assert torch.max(torch.abs(one[target] - batched[target])) <= 1e-5, target
+        assert torch.max(torch.abs(one[target])) > 1e-3  # the comparison is not between silences
+
+
+def test_batched_segments_with_several_shifts_stay_deterministic(user_models, track):
+    """HTDemucs' transformer draws from `random` once per forward pass, so fewer, batched
+    passes change the random shifts drawn after the first: other shifts, the same on every run."""
+    mix = torch.from_numpy(track[1]["mixture"])
+    runs = [DemucsMember.from_file("b", user_models["demucs"], shifts=2, segment_batch=3).separate(mix)
+            for _ in range(2)]
+    assert all(torch.equal(runs[0][target], runs[1][target]) for target in runs[0])

@@ -22,6 +22,7 @@ from .. import TARGETS
 from ..errors import WeightsError, first_line
 from ..weights import file_status, get_official, missing_file_error
 from .base import Member
+from .segment_batches import SegmentBatcher
 
 #: The target that absorbs sources a model has beyond the four (htdemucs_6s:
 #: guitar, piano), so that the four stems still sum to the mixture.
@@ -29,12 +30,15 @@ CATCH_ALL_TARGET = "other"
 
 
 class DemucsMember(Member):
-    def __init__(self, name: str, model, source: str, shifts: int = 1, overlap: float = 0.25, seed: int = 0):
+    def __init__(self, name: str, model, source: str, shifts: int = 1, overlap: float = 0.25, seed: int = 0,
+                 segment_batch: int = 1):
         self.name = name
         self.model = model.eval()
         self.source = source
         self.shifts = shifts
         self.overlap = overlap
+        #: Segments per forward pass (demix.members.segment_batches); 1 is apply_model's own loop.
+        self.segment_batch = segment_batch
         self.seed = seed
         self.sample_rate = int(model.samplerate)
         self.compute = "eager"
@@ -117,9 +121,10 @@ class DemucsMember(Member):
         random.seed(self.seed)  # apply_model draws its shifts from `random`
         try:
             with torch.no_grad(), torch.autocast(mix.device.type, torch.bfloat16, enabled=self.compute == "bf16"):
+                pool = SegmentBatcher(self.segment_batch, mix.device) if self.segment_batch > 1 else None
                 estimates = apply_model(
                     self.model, ((model_input - mean) / std)[None], shifts=self.shifts,
-                    split=True, overlap=self.overlap, progress=False, device=mix.device,
+                    split=True, overlap=self.overlap, progress=False, device=mix.device, pool=pool,
                 )[0]
         finally:
             random.setstate(saved_state)
