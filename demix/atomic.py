@@ -16,6 +16,7 @@ def write_json_atomically(path: Path, data: dict) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, allow_nan=True)
+        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide the file from other users (a container's)
         os.replace(temp, path)
     finally:
         Path(temp).unlink(missing_ok=True)

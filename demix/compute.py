@@ -92,7 +92,12 @@ def _machine_fingerprint() -> str:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
     except OSError:
         flags = platform.processor()
-    compiler = shutil.which(os.environ.get("CXX", "c++")) or ""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        compiler = shutil.which(get_cpp_compiler()) or ""
+    except Exception:  # no compiler: TorchInductor will say so when it compiles
+        compiler = ""
     compiler_stamp = f"{os.path.realpath(compiler)}:{os.stat(compiler).st_mtime_ns}" if compiler else ""
     text = "|".join((torch.__version__, platform.machine(), flags, compiler_stamp))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -124,13 +129,16 @@ def remember_isa_checks(folder: Path) -> None:
 
     def check_build(self, code: str) -> bool:
         key = hashlib.sha256(f"{type(self).__name__}|{self._arch_flags}|{code}".encode()).hexdigest()
-        if key not in answers:
-            answers[key] = bool(original(self, code))
+        if key in answers:
+            return True
+        works = bool(original(self, code))
+        if works:  # only successes are kept: a failure may be passing (a timeout, a full disk)
+            answers[key] = True
             try:
                 write_json_atomically(record, answers)
             except OSError:
                 pass  # a read-only cache only costs the next process the checks again
-        return answers[key]
+        return works
 
     check_build._demix_record = record
     cpu_vec_isa.VecISA.check_build = check_build

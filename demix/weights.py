@@ -142,7 +142,8 @@ LFS_POINTER_START = b"version https://git-lfs.github.com/spec/"
 def files_of_model(model: str, models_dir: Path) -> list[Path]:
     """Every file a member loads: an official model's files under ``models_dir``;
     for a user path, the file, every file in the folder, or a bag ``.yaml`` and
-    the ``.th`` files it names beside it."""
+    the ``.th`` files it names beside it (``<sig>.th`` or ``<sig>-<checksum>.th``,
+    as demucs' ``LocalRepo`` finds them; a missing one is listed as ``<sig>.th``)."""
     if model in official_models():
         return [Path(models_dir) / file.path for file in official_models()[model].files]
     path = Path(model)
@@ -152,7 +153,11 @@ def files_of_model(model: str, models_dir: Path) -> list[Path]:
         import yaml
 
         signatures = (yaml.safe_load(path.read_text()) or {}).get("models", [])
-        return [path] + [path.with_name(f"{signature}.th") for signature in signatures]
+        files = [path]
+        for signature in signatures:
+            found = sorted(path.parent.glob(f"{signature}.th")) + sorted(path.parent.glob(f"{signature}-*.th"))
+            files.append(found[0] if found else path.with_name(f"{signature}.th"))
+        return files
     return [path]
 
 

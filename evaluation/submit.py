@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ from demix.weights import fetch_command, file_status, files_of_model, get_offici
 from .submission import PROJECT, submission_config_path
 
 REMOTE = "aicrowd"
+#: A git-lfs pointer file is about 130 bytes; a blob larger than this under a weight path is the weights.
+LFS_POINTER_MAX_BYTES = 1024
 TAG_PREFIX = "submission-"
 #: aicrowd.json: key -> (type, what it must be).
 AICROWD_JSON_KEYS = {
@@ -121,6 +124,9 @@ def check_weights(repo: Path, config_path: Path, models_dir: Path) -> list[Refus
     if lfs.returncode != 0:
         return [Refusal("git-lfs", f"git lfs does not run here ({lfs.stderr.strip()})",
                         "apt-get install git-lfs && git lfs install")]
+    if not git(repo, "config", "--get", "filter.lfs.clean", check=False).stdout.strip():
+        return [Refusal("git-lfs", "git-lfs is installed but not set up, so git add stores weights as plain files",
+                        "git lfs install")]
     in_lfs = set(lfs.stdout.split("\n"))
     in_git = set(git(repo, "ls-files", "-z").stdout.split("\0"))
     refusals = []
@@ -138,7 +144,7 @@ def check_weights(repo: Path, config_path: Path, models_dir: Path) -> list[Refus
             not_in_lfs.setdefault(member, []).append(path.resolve().relative_to(repo).as_posix())
     for member, paths in not_in_lfs.items():
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-        quoted = " ".join(f"'{p}'" for p in paths)
+        quoted = " ".join(shlex.quote(p) for p in paths)
         if any(p in in_git for p in paths):  # committed as plain git blobs
             fix = (f"git lfs track the files (models/ is tracked by .gitattributes), then "
                    f"git rm --cached {quoted} && git add {quoted} && git commit")
@@ -146,7 +152,37 @@ def check_weights(repo: Path, config_path: Path, models_dir: Path) -> list[Refus
             fix = (f"git add {quoted} && git commit (files under models/ go to git-lfs by .gitattributes; "
                    f"elsewhere run git lfs track first)")
         refusals.append(Refusal("weights", f"member {member}: {shown} not committed through git-lfs", fix))
+    weight_paths = [path.resolve().relative_to(repo).as_posix() for _, path, _ in files
+                    if path.is_file() and path.resolve().is_relative_to(repo)]
+    plain = plain_blobs_in_history(repo, weight_paths)
+    if plain:
+        shown = ", ".join(plain[:3]) + (f" and {len(plain) - 3} more" if len(plain) > 3 else "")
+        includes = ",".join(plain)
+        refusals.append(Refusal(
+            "weights", f"{shown} was committed as a plain file earlier in the history, and a pushed tag carries "
+                       "its history (AIcrowd refuses large plain files)",
+            f"git lfs migrate import --include={shlex.quote(includes)} (rewrites this branch's history)"))
     return refusals
+
+
+def plain_blobs_in_history(repo: Path, paths: list[str]) -> list[str]:
+    """Weight paths that some commit reachable from HEAD stores as a plain blob
+    rather than a git-lfs pointer (pointers are about 130 bytes)."""
+    if not paths:
+        return []
+    listed = git(repo, "rev-list", "--objects", "HEAD", "--", *paths, check=False).stdout.splitlines()
+    blobs = [line.split(" ", 1) for line in listed if " " in line]
+    blobs = [(sha, path) for sha, path in blobs if path in paths]
+    if not blobs:
+        return []
+    sizes = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-check=%(objecttype) %(objectsize)"],
+                           input="\n".join(sha for sha, _ in blobs) + "\n", capture_output=True, text=True).stdout
+    plain = []
+    for (sha, path), line in zip(blobs, sizes.splitlines()):
+        kind, _, size = line.partition(" ")
+        if kind == "blob" and size.isdigit() and int(size) > LFS_POINTER_MAX_BYTES and path not in plain:
+            plain.append(path)
+    return plain
 
 
 def check_aicrowd_login() -> tuple[list[Refusal], str]:
@@ -161,20 +197,34 @@ def check_aicrowd_login() -> tuple[list[Refusal], str]:
     return [], "aicrowd-cli: logged in"
 
 
-def run_local_grader(repo: Path, protocol: str, report: Callable[[str], None]) -> list[Refusal]:
-    """``python test.py`` on the bundled example, as the participant would run it,
-    with the grader's own variables and none of this shell's config overrides."""
+#: Variables of this shell that would make the local grader differ from AIcrowd's.
+LOCAL_ONLY_VARIABLES = ("DEMIX_CONFIG", "DEMIX_MODELS", "PARTIAL_RUN_MUSIC_NAMES",
+                        "INFERENCE_SETUP_TIMEOUT_SECONDS", "INFERENCE_PER_MUSIC_TIMEOUT_SECONDS")
+
+
+def run_local_grader(repo: Path, commit: str, protocol: str, report: Callable[[str], None]) -> list[Refusal]:
+    """``python test.py`` on the bundled example, in a checkout of ``commit`` (so a
+    file that is ignored or not committed is missing here as it will be online),
+    with the grader's default limits and none of this shell's overrides."""
     with tempfile.TemporaryDirectory(prefix="demix-submit-") as scratch:
-        env = {k: v for k, v in os.environ.items() if k not in ("DEMIX_CONFIG", "DEMIX_MODELS")}
-        env.update(TEST_DATASET_PATH=f"{scratch}/test", RESULTS_DATASET_PATH=f"{scratch}/results")
-        process = subprocess.run([sys.executable, "test.py", "--protocol", protocol], cwd=repo, env=env,
-                                 capture_output=True, text=True)
+        tree = Path(scratch) / "tree"
+        added = git(repo, "worktree", "add", "--detach", str(tree), commit, check=False)
+        if added.returncode != 0:
+            return [Refusal("local grader", f"cannot check out {commit[:12]} ({added.stderr.strip()})",
+                            "git worktree prune, then try again")]
+        try:
+            env = {k: v for k, v in os.environ.items() if k not in LOCAL_ONLY_VARIABLES}
+            env.update(TEST_DATASET_PATH=f"{scratch}/test", RESULTS_DATASET_PATH=f"{scratch}/results")
+            process = subprocess.run([sys.executable, "test.py", "--protocol", protocol], cwd=tree, env=env,
+                                     capture_output=True, text=True)
+        finally:
+            git(repo, "worktree", "remove", "--force", str(tree), check=False)
         for line in process.stdout.splitlines():
             report(f"    {line}")
         if process.returncode != 0:
             tail = "\n".join(process.stderr.strip().splitlines()[-5:])
-            return [Refusal("local grader", f"python test.py --protocol {protocol} failed (exit {process.returncode})"
-                            + (f":\n{tail}" if tail else ""),
+            return [Refusal("local grader", f"python test.py --protocol {protocol} failed on the commit "
+                            f"{commit[:12]} (exit {process.returncode})" + (f":\n{tail}" if tail else ""),
                             f"run python test.py --protocol {protocol} and fix what it reports")]
     return []
 
@@ -182,10 +232,17 @@ def run_local_grader(repo: Path, protocol: str, report: Callable[[str], None]) -
 def submit(name: str, repo: Path = PROJECT, dry_run: bool = False, protocol: str | None = None,
            report: Callable[[str], None] = print) -> str:
     """Check, tag and push. Returns the tag; raises :class:`SubmitRefused`."""
+    if shutil.which("git") is None:
+        raise SubmitRefused([Refusal("git", "git is not installed", "apt-get install git git-lfs")])
     top = git(repo, "rev-parse", "--show-toplevel", check=False)
     if top.returncode != 0:
-        raise SubmitRefused([Refusal("git", f"{repo} is not a git repository", "git init, or clone your AIcrowd repository")])
+        raise SubmitRefused([Refusal("git", f"{repo}: {top.stderr.strip() or 'not a git repository'}",
+                                     "git init, or clone your AIcrowd repository")])
     repo = Path(top.stdout.strip()).resolve()
+    head = git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
+    if head.returncode != 0:
+        raise SubmitRefused([Refusal("git", f"{repo} has no commit yet", "git add -A && git commit")])
+    commit = head.stdout.strip()  # what is checked is what gets tagged, whatever HEAD does meanwhile
     tag = f"{TAG_PREFIX}{name}"
     refusals: list[Refusal] = []
 
@@ -212,12 +269,12 @@ def submit(name: str, repo: Path = PROJECT, dry_run: bool = False, protocol: str
         if protocol is None:
             protocol = protocol_of(json.loads((repo / "aicrowd.json").read_text())["challenge_id"])
         report(f"local grader on the bundled example ({protocol}):")
-        refusals += run_local_grader(repo, protocol, report)
+        refusals += run_local_grader(repo, commit, protocol, report)
     if refusals:
         raise SubmitRefused(refusals)
 
     commands = [
-        ["git", "tag", "-a", tag, "-m", f"AIcrowd submission {name}"],
+        ["git", "tag", "-a", tag, "-m", f"AIcrowd submission {name}", commit],
         ["git", "lfs", "push", REMOTE, tag],
         ["git", "push", REMOTE, f"refs/tags/{tag}"],
     ]

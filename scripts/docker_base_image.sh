@@ -10,7 +10,7 @@ set -euo pipefail
 tag=${1:-demix-base:bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 root=$(mktemp -d /var/tmp/demix-base.XXXXXX)
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf --one-file-system "$root"' EXIT
 
 debootstrap --variant=minbase --include=python3.11,python3-venv,ca-certificates \
   bookworm "$root" "$mirror"

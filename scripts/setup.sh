@@ -21,7 +21,15 @@ done
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# A package counts as present when dpkg says so or, for a tool or library that came from
+# elsewhere (a static ffmpeg, conda), when the command or the shared library can be found.
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
+  command -v "$1" >/dev/null 2>&1 && return 0
+  ldconfig -p 2>/dev/null | grep -q "${1%%[0-9]*}\.so"
+}
+
+[ -f apt.txt ] || { echo "setup: apt.txt is missing from $(pwd): the system packages are listed there" >&2; exit 1; }
 
 missing=()
 while read -r package; do

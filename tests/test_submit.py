@@ -132,3 +132,25 @@ def test_submit_dry_run_then_push_to_a_bare_remote(participant_repo, tmp_path):
 
     again = submit(repo, home, "first", "--dry-run")
     assert again.returncode == 1 and "submission-first already exists" in again.stderr
+
+
+def test_weights_committed_as_plain_files_earlier_are_refused_until_migrated(participant_repo, tmp_path):
+    """A pushed tag carries its history: a weight once committed as a plain file still goes up."""
+    repo, home = participant_repo
+    weights = "models/mine/my_demucs.th"
+    git(repo, "-c", "filter.lfs.clean=", "-c", "filter.lfs.process=", "-c", "filter.lfs.required=false",
+        "add", "-A")
+    git(repo, "commit", "-q", "-m", "weights as plain files, by mistake")
+    git(repo, "rm", "-q", "-r", "--cached", "models/mine")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "weights through git-lfs")
+    assert weights in git(repo, "lfs", "ls-files", "--name-only")
+
+    refused = submit(repo, home, "first", "--dry-run")
+    assert refused.returncode == 1
+    assert "committed as a plain file earlier in the history" in refused.stderr
+    assert "git lfs migrate import --include=" in refused.stderr and weights in refused.stderr
+
+    git(repo, "lfs", "migrate", "import", "--include=models/mine/**", "--yes")
+    again = submit(repo, home, "first", "--dry-run")
+    assert "committed as a plain file" not in again.stderr

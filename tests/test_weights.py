@@ -134,3 +134,18 @@ def test_cli_list_shows_missing_and_damaged(tmp_path):
     rows = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()[2:] if line.strip()}
     assert rows["umxhq"] == "damaged" and rows["htdemucs"] == "missing"
     assert "python -m demix weights fetch" in result.stdout
+
+
+def test_files_of_a_model(tmp_path):
+    """The files a member loads, which `submit` checks are committed: a bag's .th files as
+    demucs' LocalRepo finds them, with or without a checksum in the name."""
+    from conftest import tiny_demucs_bag
+    from demix.weights import files_of_model
+
+    bag = tiny_demucs_bag(tmp_path)
+    (tmp_path / "aaaa1111.th").rename(tmp_path / "aaaa1111-0badc0de.th")
+    assert [p.name for p in files_of_model(str(bag), tmp_path)] == ["tinybag.yaml", "aaaa1111-0badc0de.th",
+                                                                    "bbbb2222.th"]
+    (tmp_path / "bbbb2222.th").unlink()
+    assert files_of_model(str(bag), tmp_path)[-1] == tmp_path / "bbbb2222.th"  # missing: named as the bag names it
+    assert files_of_model("htdemucs", tmp_path) == [tmp_path / f.path for f in get_official("htdemucs").files]
