@@ -16,6 +16,8 @@ it about 8 %, and it is a tenth of the time):
   brings a cached warm-up of htdemucs from about 24 s to about 8 s.
 * ``bf16``: compiled as above, under ``torch.autocast`` with bfloat16 (opt-in:
   it changes the stems slightly; see the README for the measured agreement).
+* ``fp16``: compiled, under float16 autocast, on a CUDA GPU only (float16 on a
+  CPU is emulated and slow). Not yet measured on a GPU.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from pathlib import Path
 
 from .atomic import write_json_atomically
 
-COMPUTE_MODES = ("eager", "compiled", "bf16")
+COMPUTE_MODES = ("eager", "compiled", "bf16", "fp16")
+#: Modes that torch.compile the Demucs networks.
+COMPILED_MODES = ("compiled", "bf16", "fp16")
+#: Modes that run the Demucs networks under torch.autocast, with this dtype (a torch attribute name).
+AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+#: Modes that need a CUDA device.
+CUDA_ONLY_MODES = ("fp16",)
 
 #: Where compiled kernels are kept unless $DEMIX_COMPILE_CACHE says otherwise.
 DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "demix" / "torch-compile"

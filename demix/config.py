@@ -8,7 +8,7 @@ Layout (see ``demix/default.toml`` for the shipped default)::
     overlap_seconds = 1       # blocks overlap by this much and are cross-faded
     wiener_iterations = 1     # EM steps of the post-filter on the blend; 0 = off
     seed = 0                  # seeds the Demucs shift trick
-    compute = "compiled"      # eager | compiled | bf16 (see demix/compute.py)
+    compute = "compiled"      # eager | compiled | bf16 | fp16 (see demix/compute.py)
 
     [[members]]
     name = "htdemucs"         # shown in messages and reports

@@ -29,7 +29,7 @@ import tqdm
 from . import SAMPLE_RATE, TARGETS
 from .audio import resample
 from .config import Config
-from .compute import compile_cache_dir
+from .compute import COMPILED_MODES, CUDA_ONLY_MODES, compile_cache_dir
 from .errors import ConfigError, DemixError, first_line
 from .members import Member, load_member
 from .postfilter import WienerPostFilter
@@ -91,7 +91,10 @@ class Ensemble:
         for member in self.members:
             member.to(self.device)
         self.compute = compute
-        self.compiled = compute in ("compiled", "bf16")
+        if compute in CUDA_ONLY_MODES and self.device.type != "cuda":
+            raise DemixError(f'compute = "{compute}" needs a CUDA GPU (this run is on {self.device}); '
+                             'on a CPU use "compiled" or "bf16"')
+        self.compiled = compute in COMPILED_MODES
         if self.compiled:
             compile_cache_dir()
         for member in self.members:

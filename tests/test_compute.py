@@ -127,3 +127,23 @@ def test_a_second_process_reuses_the_vector_isa_checks(tmp_path):
     assert list(tmp_path.glob("vec-isa-checks-*.json"))
     second_probes, second_isa = probe()
     assert second_probes == "0" and second_isa == first_isa
+
+
+def test_fp16_is_refused_on_a_cpu_with_what_to_use_instead():
+    from demix.errors import DemixError
+
+    with pytest.raises(DemixError, match='compute = "fp16" needs a CUDA GPU.*"compiled" or "bf16"'):
+        _ensemble("fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine (CI has none)")
+@pytest.mark.parametrize("mode", ["compiled", "bf16", "fp16"])
+def test_gpu_modes_stay_close_to_cpu_float32(excerpt, mode):
+    reference = _ensemble("eager").separate(excerpt)
+    member = DemucsMember("demucs", tiny_demucs_model(), "tiny", segment_batch=4)
+    gpu = Ensemble([member], {"demucs": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=0, block_seconds=5,
+                   device="cuda", compute=mode)
+    gpu.warm_up()
+    separated = gpu.separate(excerpt).cpu()
+    agreement = [global_sdr(reference[i].numpy(), separated[i].numpy()) for i in range(len(TARGETS))]
+    assert min(agreement) > (60 if mode == "compiled" else 20), agreement

@@ -19,6 +19,7 @@ from demucs import pretrained, states
 from demucs.apply import BagOfModels, apply_model
 
 from .. import TARGETS
+from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
 from ..errors import WeightsError, first_line
 from ..weights import file_status, get_official, missing_file_error
 from .base import Member
@@ -98,11 +99,11 @@ class DemucsMember(Member):
         return list(self.model.models) if isinstance(self.model, BagOfModels) else [self.model]
 
     def set_compute(self, mode: str) -> None:
-        """``compiled`` and ``bf16`` compile each network in place
+        """``compiled``, ``bf16`` and ``fp16`` compile each network in place
         (Module.compile keeps its class, which apply_model checks); ``bf16``
-        also runs it under bfloat16 autocast."""
+        and ``fp16`` also run it under autocast to that dtype."""
         self.compute = mode
-        if mode in ("compiled", "bf16"):
+        if mode in COMPILED_MODES:
             for network in self.networks:
                 network.compile()
         else:
@@ -120,7 +121,9 @@ class DemucsMember(Member):
         saved_state = random.getstate()
         random.seed(self.seed)  # apply_model draws its shifts from `random`
         try:
-            with torch.no_grad(), torch.autocast(mix.device.type, torch.bfloat16, enabled=self.compute == "bf16"):
+            autocast_dtype = getattr(torch, AUTOCAST_DTYPES.get(self.compute, "bfloat16"))
+            with torch.no_grad(), torch.autocast(mix.device.type, autocast_dtype,
+                                                 enabled=self.compute in AUTOCAST_DTYPES):
                 pool = SegmentBatcher(self.segment_batch, mix.device) if self.segment_batch > 1 else None
                 estimates = apply_model(
                     self.model, ((model_input - mean) / std)[None], shifts=self.shifts,
