@@ -1,15 +1,20 @@
-"""MDX 2021 entrypoint: the AIcrowd grader runs ``python predict.py``.
+"""MDX 2021 entry point: the AIcrowd grader executes ``run.sh``, which runs
+``python predict.py``.
 
-Reads ``TEST_DATASET_PATH/<song>/mixture.wav`` and writes
-``RESULTS_DATASET_PATH/<song>/<target>.wav`` with the ensemble configured
-in ``my_submission/`` (see evaluation/submission.py).
+``DemixPredictor`` subclasses the grader's own
+``evaluator.music_demixing.MusicDemixingPredictor`` (the grader writes its
+copy of ``evaluator/`` over ours), whose ``run()`` is the grading loop: it
+reads ``TEST_DATASET_PATH/<song>/mixture.wav``, calls ``prediction`` with
+keyword arguments, writes ``RESULTS_DATASET_PATH/<song>/<target>.wav`` and
+reports to the grading infrastructure. The ensemble is the one configured in
+``my_submission/`` (see challenge/submission.py).
 """
 
 from pathlib import Path
 
+from challenge.submission import load_submission_ensemble
 from demix.separate import separate_file
-from evaluation.protocol import MusicDemixingPredictor
-from evaluation.submission import load_submission_ensemble
+from evaluator.music_demixing import MusicDemixingPredictor
 
 
 class DemixPredictor(MusicDemixingPredictor):

@@ -3,7 +3,9 @@
     python test.py                       # the bundled example, MDX 2021 protocol
     python test.py --protocol sdx23 --data DIR --config my.toml --time-factor 1.57
 
-Each song folder in the test folder holds ``mixture.wav`` and, to be scored,
+MDX 2021 runs ``predict.py``'s predictor through the ``evaluator/`` class it
+subclasses; SDX 2023 runs ``my_submission/aicrowd_wrapper.py``. Each song
+folder in the test folder holds ``mixture.wav`` and, to be scored,
 ``bass.wav``, ``drums.wav``, ``other.wav`` and ``vocals.wav``. Limits come from
 the grader's variables INFERENCE_SETUP_TIMEOUT_SECONDS (900) and
 INFERENCE_PER_MUSIC_TIMEOUT_SECONDS (240), or ``--time-factor`` × the song's
@@ -19,10 +21,10 @@ import os
 import sys
 from pathlib import Path
 
-from evaluation import grader
-from evaluation.example import ensure_bundled_example
-from evaluation.protocol import (PER_MUSIC_TIMEOUT, RESULTS_DATASET_PATH, SETUP_TIMEOUT, TEST_DATASET_PATH,
-                                 env_path, env_seconds, music_names)
+from challenge import MIXTURE_FILE, grader
+from challenge.example import ensure_bundled_example
+from challenge.grader import (PER_MUSIC_TIMEOUT, RESULTS_DATASET_PATH, SETUP_TIMEOUT, TEST_DATASET_PATH, env_path,
+                              env_seconds, song_names)
 
 
 def main(argv=None) -> int:
@@ -54,13 +56,18 @@ def main(argv=None) -> int:
             print(f"error: {args.config}: config file not found", file=sys.stderr)
             return 1
         os.environ["DEMIX_CONFIG"] = str(args.config.resolve())  # read by the submission process
-    names = music_names(data)
+    names = song_names(data)
     if not names:
-        print(f"error: {data}: no song folder with a mixture.wav (check PARTIAL_RUN_MUSIC_NAMES)", file=sys.stderr)
+        print(f"error: {data}: no song folder (check PARTIAL_RUN_MUSIC_NAMES)", file=sys.stderr)
+        return 1
+    without_mixture = [name for name in names if not (data / name / MIXTURE_FILE).is_file()]
+    if without_mixture:
+        print(f"error: {data}: the graders run every folder here, and these have no {MIXTURE_FILE}: "
+              f"{', '.join(without_mixture)}", file=sys.stderr)
         return 1
 
     result = grader.grade(
-        args.protocol, [data / name for name in names], results,
+        args.protocol, data, names, results,
         setup_limit=env_seconds(SETUP_TIMEOUT), per_song_limit=env_seconds(PER_MUSIC_TIMEOUT),
         time_factor=args.time_factor, submission=args.submission,
     )

@@ -26,7 +26,7 @@ sys.path.insert(0, str(PROJECT))
 def build_root(root: Path, count: int) -> None:
     import stempeg
 
-    from evaluation.example import lay_out_stem_file
+    from challenge.example import lay_out_stem_file
 
     sources = [Path(stempeg.example_stem_path())] + sorted((PROJECT.parent / "shared/data/musdb18-excerpts").glob("*.stem.mp4"))
     staging = root / "staging"

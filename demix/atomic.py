@@ -8,14 +8,17 @@ import tempfile
 from pathlib import Path
 
 
-def write_json_atomically(path: Path, data: dict) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+def write_json_atomically(path: Path, data: dict, indent: int | None = None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place
+    (``indent`` for a file people read and edit)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.part", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, allow_nan=True)
+            json.dump(data, handle, allow_nan=True, indent=indent)
+            if indent is not None:
+                handle.write("\n")
         os.chmod(temp, 0o644)  # mkstemp's 0600 would hide the file from other users (a container's)
         os.replace(temp, path)
     finally:

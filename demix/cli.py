@@ -1,4 +1,4 @@
-"""``python -m demix separate | info | weights | submit``."""
+"""``python -m demix separate | info | weights``."""
 
 from __future__ import annotations
 
@@ -51,12 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="copy from this folder instead of downloading (machines without internet)")
     add_common(fetch)
 
-    submit = commands.add_parser(
-        "submit", help="check the submission, tag it submission-NAME and push the tag to the aicrowd remote")
-    submit.add_argument("name", help="the tag becomes submission-NAME")
-    submit.add_argument("--dry-run", action="store_true", help="run every check, print what would be done, do nothing")
-    submit.add_argument("--protocol", choices=("mdx21", "sdx23"), default=None,
-                        help="local grader protocol (default: from the challenge_id in aicrowd.json)")
     return parser
 
 
@@ -67,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             return _separate(args)
         if args.command == "info":
             return _info(args)
-        if args.command == "submit":
-            return _submit(args)
         if args.weights_command == "list":
             return _weights_list(args)
         return _weights_fetch(args)
@@ -133,13 +125,6 @@ def _print_member_files(config: Config, models_dir: Path) -> None:
         else:
             exists = "present" if Path(member.model).exists() else "missing"
             print(f"    {exists:<8} {member.model}")
-
-
-def _submit(args) -> int:
-    from evaluation.submit import submit
-
-    submit(args.name, dry_run=args.dry_run, protocol=args.protocol)
-    return 0
 
 
 def _weights_list(args) -> int:

@@ -1,2 +1,3 @@
-"""Grader protocols, the local grader and scores: everything that judges
-separations rather than produces them (that is :mod:`demix`)."""
+"""MUSDB18-HQ evaluation: museval and global SDR scores, oracle upper bounds,
+blend tuning and reports (``python -m evaluation``). The challenges' graders
+and submitting live in :mod:`challenge`."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from challenge.submission import load_submission_ensemble
 from demix import TARGETS
 from demix.audio import Audio
 from demix.separate import separate_audio
-from evaluation.submission import load_submission_ensemble
 
 
 class DemixSeparationModel:

@@ -4,16 +4,18 @@
 #     this machine's Python, python3-venv and python3-dev where missing, and git-lfs (weights
 #     travel in the submission repository on git-lfs);
 #   - a virtual environment in .venv with the pinned Python dependencies: requirements.txt;
-#     --aicrowd adds requirements-aicrowd.txt (the `aicrowd` command); --dev adds the test tools.
+#     --aicrowd adds requirements-aicrowd.txt (the `aicrowd` command); --dev adds the test tools
+#     (requirements-dev.txt) and the system packages the tests run for real (apt-dev.txt).
 # apt.txt and requirements*.txt are the one source of the versions: the Dockerfile runs this
 # script, and environment.yml is generated from them (scripts/write_environment_yml.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requirements=(-r requirements.txt)
+apt_lists=(apt.txt)
 for option in "$@"; do
   case "$option" in
-    --dev) requirements+=(-r requirements-dev.txt) ;;
+    --dev) requirements+=(-r requirements-dev.txt); apt_lists+=(apt-dev.txt) ;;
     --aicrowd) requirements+=(-r requirements-aicrowd.txt) ;;
     *) echo "setup: unknown option $option (use --dev or --aicrowd)" >&2; exit 2 ;;
   esac
@@ -34,7 +36,7 @@ installed() {
 missing=()
 while read -r package; do
   [ -n "$package" ] && ! installed "$package" && missing+=("$package")
-done < <(grep -v '^\s*#' apt.txt)
+done < <(grep -hv '^\s*#' "${apt_lists[@]}")
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv python3-dev)
 if command -v "$PYTHON" >/dev/null 2>&1; then
   "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)

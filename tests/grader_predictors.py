@@ -1,6 +1,6 @@
 """Small real submissions for the local grader's tests: each writes a
 quarter of the mixture as every stem, and misbehaves on the song named in
-$MISBEHAVE_SONG."""
+$MISBEHAVE_SONG. MDX 2021 predictors and SDX 2023 models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from evaluation.protocol import MusicDemixingPredictor
+from evaluator.music_demixing import MusicDemixingPredictor
 
 
 def _misbehaves(mixture_file_path) -> bool:
@@ -53,3 +53,22 @@ class BadOutputPredictor(QuarterPredictor):
 class SlowSetupPredictor(QuarterPredictor):
     def prediction_setup(self):
         time.sleep(120)
+
+
+class QuarterSeparationModel:
+    """SDX 2023: a quarter of the mixture for every instrument."""
+
+    def separate_music_file(self, mixed_sound_array, sample_rate):
+        return ({target: mixed_sound_array / 4 for target in ("bass", "drums", "other", "vocals")},
+                dict.fromkeys(("bass", "drums", "other", "vocals"), sample_rate))
+
+
+class WrongKeysSeparationModel(QuarterSeparationModel):
+    """Names the vocals "voice" on the song $MISBEHAVE_SONG (the wrapper cannot see the song's name,
+    so it misbehaves on every song when the variable is set)."""
+
+    def separate_music_file(self, mixed_sound_array, sample_rate):
+        separated, rates = super().separate_music_file(mixed_sound_array, sample_rate)
+        if os.environ.get("MISBEHAVE_SONG"):
+            separated["voice"] = separated.pop("vocals")
+        return separated, rates

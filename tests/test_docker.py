@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from challenge.example import ensure_bundled_example
 from conftest import save_demucs_package, tiny_demucs_model, tiny_openunmix_folder
 from demix import TARGETS
-from evaluation.example import ensure_bundled_example
 
 PROJECT = Path(__file__).resolve().parents[1]
 BASE_IMAGE = "demix-base:bookworm"

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from challenge.example import lay_out_stem_file
 from demix import TARGETS
 from evaluation.dataset import open_tracks
-from evaluation.example import lay_out_stem_file
 from evaluation.oracles import oracle_estimates
 from evaluation.run import RunSpec, evaluate_task, score_file
 

@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from demix import TARGETS
-from evaluation import grader
-from evaluation.example import lay_out_stem_file
+from challenge import grader
+from challenge.example import lay_out_stem_file
 from evaluation.scores import global_sdr
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -81,9 +81,9 @@ def test_both_protocols_score_the_same(protocol_runs):
             assert mdx_song["scores"][target] == pytest.approx(sdx_song["scores"][target], abs=1e-3)
 
 
-def _grade(test_dir, results, submission, limit=240.0, setup_limit=60.0):
-    return grader.grade("mdx21", song_dirs(test_dir), results, setup_limit=setup_limit, per_song_limit=limit,
-                        submission=f"grader_predictors:{submission}", report=lambda _: None)
+def _grade(test_dir, results, submission, limit=240.0, setup_limit=60.0, protocol="mdx21"):
+    return grader.grade(protocol, test_dir, [p.name for p in song_dirs(test_dir)], results, setup_limit=setup_limit,
+                        per_song_limit=limit, submission=f"grader_predictors:{submission}", report=lambda _: None)
 
 
 def test_scores_are_the_global_sdr_of_what_was_written(tmp_path, test_dir):
@@ -129,6 +129,17 @@ def test_wrong_length_and_nan_outputs_are_caught(tmp_path, test_dir, monkeypatch
     assert song.status == "invalid" and song.scores is None
     assert any("vocals.wav has" in problem and "samples" in problem for problem in song.problems)
     assert any("drums.wav contains NaN" in problem for problem in song.problems)
+
+
+def test_sdx_runs_through_the_wrapper_and_its_key_check(tmp_path, test_dir, monkeypatch):
+    good = _grade(test_dir, tmp_path / "good", "QuarterSeparationModel", protocol="sdx23")
+    assert good.passed and all(song.scores for song in good.songs)
+    song = good.songs[0]
+    assert sf.info(tmp_path / "good" / song.name / "vocals.wav").subtype == "PCM_16"  # the wrapper wrote it
+    monkeypatch.setenv("MISBEHAVE_SONG", "any")
+    bad = _grade(test_dir, tmp_path / "bad", "WrongKeysSeparationModel", protocol="sdx23")
+    assert not bad.passed
+    assert all(song.status == "error" and "All instrument not present" in song.error for song in bad.songs)
 
 
 def test_setup_over_its_limit_fails_the_run(tmp_path, test_dir):

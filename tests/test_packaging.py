@@ -3,15 +3,19 @@ versions, the weights manifest for models/README.md, .gitattributes for git-lfs.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from challenge.challenges import CHALLENGES, aicrowd_json_for, challenge_of, write_aicrowd_json
+from challenge.grader import PROTOCOLS
+from challenge.submit import check_aicrowd_json
 from demix.weights import official_models
-from evaluation.submit import check_aicrowd_json, protocol_of
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -62,19 +66,80 @@ def test_weights_under_models_go_to_git_lfs(path, on_lfs):
     assert attributes.strip().endswith("lfs") == on_lfs, attributes
 
 
-def test_aicrowd_json_checks(tmp_path):
-    shipped = check_aicrowd_json(PROJECT / "aicrowd.json")
-    assert [r.problem for r in shipped] == [f"{PROJECT / 'aicrowd.json'}: 'authors' is ['your-aicrowd-username']"]
+def test_shipped_aicrowd_json_is_a_real_challenge_with_all_its_keys():
+    data = json.loads((PROJECT / "aicrowd.json").read_text())
+    challenge = challenge_of(data["challenge_id"])
+    assert challenge is not None, data["challenge_id"]
+    problems = [r.problem for r in check_aicrowd_json(PROJECT / "aicrowd.json")]
+    assert all("'authors'" in problem for problem in problems), problems  # only the author is left to fill in
+
+
+@pytest.mark.parametrize("key, challenge_id, keys", [
+    ("mdx21", "evaluations-api-music-demixing",
+     {"challenge_id", "grader_id", "authors", "description", "external_dataset_used"}),
+    ("sdx23", "music-demixing-track-mdx-23",
+     {"challenge_id", "authors", "labelnoise", "bleeding", "external_dataset_used", "gpu", "description"}),
+])
+def test_each_challenge_has_its_starter_kit_id_and_keys(key, challenge_id, keys):
+    """The ids and keys of the starter kits' own aicrowd.json files."""
+    challenge = CHALLENGES[key]
+    assert challenge.challenge_id == challenge_id and set(challenge.required_keys) == keys
+    assert challenge_of(challenge_id) is challenge and challenge.key in PROTOCOLS
+
+
+@pytest.mark.parametrize("key", sorted(CHALLENGES))
+def test_aicrowd_json_refusals_per_challenge(tmp_path, key):
     path = tmp_path / "aicrowd.json"
-    path.write_text('{"challenge_id": "x", "authors": ["me"], "description": "d", '
-                    '"external_dataset_used": "yes", "gpu": false}')
+    filled = {**aicrowd_json_for(key), "authors": ["participant"]}
+    path.write_text(json.dumps(filled))
+    assert check_aicrowd_json(path) == []
+    path.write_text(json.dumps(aicrowd_json_for(key)))
+    (placeholder,) = check_aicrowd_json(path)
+    assert "'authors' is ['your-aicrowd-username']" in placeholder.problem
+    for missing in CHALLENGES[key].required_keys:
+        if missing == "challenge_id":
+            continue
+        path.write_text(json.dumps({k: v for k, v in filled.items() if k != missing}))
+        (refusal,) = check_aicrowd_json(path)
+        assert f"key {missing!r} is missing" in refusal.problem and key in refusal.problem
+    path.write_text(json.dumps({**filled, "external_dataset_used": "yes"}))
     (refusal,) = check_aicrowd_json(path)
     assert "'external_dataset_used' must be bool" in refusal.problem
+
+
+def test_aicrowd_json_refuses_unknown_ids_and_bad_files(tmp_path):
+    path = tmp_path / "aicrowd.json"
+    path.write_text(json.dumps({**aicrowd_json_for("mdx21"), "authors": ["me"],
+                                "challenge_id": "music-demixing-challenge"}))
+    (refusal,) = check_aicrowd_json(path)
+    assert "'music-demixing-challenge' is not the id of a challenge" in refusal.problem
+    assert "python -m challenge use" in refusal.fix
+    path.write_text(json.dumps({**aicrowd_json_for("mdx21"), "authors": ["me"], "grader_id": "other"}))
+    assert "grader_id 'other' differs" in check_aicrowd_json(path)[0].problem
     path.write_text('{"challenge_id": "x", ')
     assert "not valid JSON" in check_aicrowd_json(path)[0].problem
     assert "missing" in check_aicrowd_json(tmp_path / "none.json")[0].problem
 
 
-def test_protocol_follows_the_challenge():
-    assert protocol_of("music-demixing-challenge") == "mdx21"
-    assert protocol_of("sound-demixing-challenge-2023-music-demixing-track") == "sdx23"
+def test_use_switches_the_challenge_and_keeps_the_participants_entries(tmp_path):
+    path = tmp_path / "aicrowd.json"
+    path.write_text(json.dumps({**aicrowd_json_for("mdx21"), "authors": ["me"], "description": "mine",
+                                "external_dataset_used": False}))
+    switched = write_aicrowd_json(path, "sdx23")
+    assert json.loads(path.read_text()) == switched
+    assert switched["challenge_id"] == "music-demixing-track-mdx-23" and "grader_id" not in switched
+    assert (switched["authors"], switched["description"], switched["external_dataset_used"]) == (["me"], "mine", False)
+    assert check_aicrowd_json(path) == []
+    back = write_aicrowd_json(path, "mdx21")
+    assert back["grader_id"] == back["challenge_id"] == "evaluations-api-music-demixing"
+    assert check_aicrowd_json(path) == []
+
+
+def test_use_from_the_command_line_writes_the_projects_aicrowd_json(tmp_path):
+    """On a copy of the kit, so the real aicrowd.json stays as it is."""
+    for name in ("challenge", "demix"):
+        shutil.copytree(PROJECT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "challenge", "use", "sdx23"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "aicrowd.json").read_text())["challenge_id"] == "music-demixing-track-mdx-23"

@@ -1,4 +1,4 @@
-"""`python -m demix submit`: refusals that say what to fix, the dry run, and a real
+"""`python -m challenge submit`: refusals that say what to fix, the dry run, and a real
 push (tag and git-lfs weights) to a local bare repository standing in for AIcrowd."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from challenge.challenges import aicrowd_json_for
 from conftest import save_demucs_package, tiny_demucs_model, tiny_openunmix_folder
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def submit(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DEMIX_CONFIG", "DEMIX_MODELS")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run([sys.executable, "-m", "demix", "submit", *args], cwd=repo, env=env,
+    return subprocess.run([sys.executable, "-m", "challenge", "submit", *args], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -71,6 +72,7 @@ def participant_repo(tmp_path):
     """A participant's repository with user-trained weights in models/mine/, not yet committed,
     the placeholder author in aicrowd.json and no aicrowd remote."""
     repo = copy_project(tmp_path / "repo")
+    (repo / "aicrowd.json").write_text(json.dumps(aicrowd_json_for("mdx21")))  # as shipped, whatever this kit holds
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "participant@example.com")
     git(repo, "config", "user.name", "Participant")

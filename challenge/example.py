@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from demix.audio import song_name, write_wav_atomically
-from evaluation.protocol import MIXTURE_FILE
+from challenge import MIXTURE_FILE
 
 #: Stream order in MUSDB18 .stem.mp4 files.
 MUSDB_STREAMS = ("mixture", "drums", "bass", "other", "vocals")

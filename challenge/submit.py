@@ -1,4 +1,4 @@
-"""``python -m demix submit NAME``: check the submission, then tag the commit
+"""``python -m challenge submit NAME``: check the submission, then tag the commit
 ``submission-NAME`` and push the tag to the ``aicrowd`` remote.
 
 A submission that fails on AIcrowd costs a slot and hours, so every cause we
@@ -7,13 +7,14 @@ saying what to fix:
 
 - the ``aicrowd`` remote exists and the tag is new;
 - the work tree is clean (the grader builds the commit, not the folder);
-- ``aicrowd.json`` has the grader's keys with the right types;
+- ``aicrowd.json`` names a challenge this kit knows (its real id) and has
+  that challenge's keys with the right types, and your user name;
 - every weight file the submission's config needs is present, intact and
   committed through git-lfs (AIcrowd's repositories refuse large plain files,
   and a weight missing from the commit fails at setup, online);
 - where aicrowd-cli is installed: you are logged in;
 - the local grader passes on the bundled example with the submission's
-  config, in the protocol of the challenge in ``aicrowd.json``.
+  config, through the entry point of the challenge in ``aicrowd.json``.
 
 ``--dry-run`` runs every check and prints the commands it would run.
 """
@@ -35,21 +36,13 @@ from demix.config import load_config
 from demix.errors import DemixError
 from demix.weights import fetch_command, file_status, files_of_model, get_official
 
+from .challenges import CHALLENGES, KEY_MEANINGS, PLACEHOLDER_AUTHOR, challenge_of
 from .submission import PROJECT, submission_config_path
 
 REMOTE = "aicrowd"
 #: A git-lfs pointer file is about 130 bytes; a blob larger than this under a weight path is the weights.
 LFS_POINTER_MAX_BYTES = 1024
 TAG_PREFIX = "submission-"
-#: aicrowd.json: key -> (type, what it must be).
-AICROWD_JSON_KEYS = {
-    "challenge_id": (str, "the challenge's id, copied from its starter kit"),
-    "authors": (list, "a list of AIcrowd user names"),
-    "description": (str, "a short description of the method"),
-    "external_dataset_used": (bool, "true when any model was trained on data beyond MUSDB18"),
-    "gpu": (bool, "true to ask for a GPU where the challenge offers one"),
-}
-PLACEHOLDER_AUTHOR = "your-aicrowd-username"
 REMOTE_EXAMPLE = "git remote add aicrowd git@gitlab.aicrowd.com:<username>/<repository>.git"
 
 
@@ -71,30 +64,35 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=check)
 
 
-def protocol_of(challenge_id: str) -> str:
-    """SDX 2023 (and later sound demixing rounds) use the ``user_config`` protocol."""
-    lowered = challenge_id.lower()
-    return "sdx23" if "sound-demixing" in lowered or "sdx" in lowered else "mdx21"
-
-
 def check_aicrowd_json(path: Path) -> list[Refusal]:
+    """The keys of the challenge whose id ``path`` names, with their types, and real authors."""
     def refuse(problem: str, fix: str) -> list[Refusal]:
         return [Refusal("aicrowd.json", f"{path}: {problem}", fix)]
 
+    use = "python -m challenge use " + "|".join(CHALLENGES)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        return refuse("missing", "copy aicrowd.json from the challenge's starter kit")
+        return refuse("missing", f"{use} (writes it for that challenge)")
     except (OSError, ValueError) as error:
         return refuse(f"not valid JSON ({error})", "fix the syntax")
     if not isinstance(data, dict):
-        return refuse("must be a JSON object", "copy aicrowd.json from the challenge's starter kit")
+        return refuse("must be a JSON object", use)
+    challenge = challenge_of(data.get("challenge_id"))
+    if challenge is None:
+        known = ", ".join(f"{c.challenge_id!r} ({c.key})" for c in CHALLENGES.values())
+        return refuse(f"challenge_id {data.get('challenge_id')!r} is not the id of a challenge this kit knows "
+                      f"({known}); AIcrowd maps a submission to its challenge by this id", use)
     refusals = []
-    for key, (kind, meaning) in AICROWD_JSON_KEYS.items():
+    for key in challenge.required_keys:
+        kind, meaning = KEY_MEANINGS[key]
         if key not in data:
-            refusals += refuse(f"key {key!r} is missing", f"add {key!r}: {meaning}")
+            refusals += refuse(f"key {key!r} is missing ({challenge.key} needs it)", f"add {key!r}: {meaning}")
         elif not isinstance(data[key], kind) or (kind is str and not data[key].strip()):
             refusals += refuse(f"{key!r} must be {kind.__name__} ({meaning}), got {data[key]!r}", f"set {key!r}")
+    if "grader_id" in challenge.required_keys and data.get("grader_id") not in (None, challenge.challenge_id):
+        refusals += refuse(f"grader_id {data['grader_id']!r} differs from {challenge.challenge_id!r}",
+                           f"set 'grader_id' to {challenge.challenge_id!r}")
     authors = data.get("authors")
     if isinstance(authors, list) and (not authors or PLACEHOLDER_AUTHOR in authors
                                       or not all(isinstance(a, str) and a for a in authors)):
@@ -199,7 +197,8 @@ def check_aicrowd_login() -> tuple[list[Refusal], str]:
 
 #: Variables of this shell that would make the local grader differ from AIcrowd's.
 LOCAL_ONLY_VARIABLES = ("DEMIX_CONFIG", "DEMIX_MODELS", "PARTIAL_RUN_MUSIC_NAMES",
-                        "INFERENCE_SETUP_TIMEOUT_SECONDS", "INFERENCE_PER_MUSIC_TIMEOUT_SECONDS")
+                        "INFERENCE_SETUP_TIMEOUT_SECONDS", "INFERENCE_PER_MUSIC_TIMEOUT_SECONDS",
+                        "AICROWD_IS_GRADING", "AICROWD_DATASET_DIR", "AICROWD_PUBLIC_SHARED_DIR")
 
 
 def run_local_grader(repo: Path, commit: str, protocol: str, report: Callable[[str], None]) -> list[Refusal]:
@@ -267,7 +266,7 @@ def submit(name: str, repo: Path = PROJECT, dry_run: bool = False, protocol: str
         report(login_note)
     if not refusals:  # the grader needs the weights; no point running it before they are in order
         if protocol is None:
-            protocol = protocol_of(json.loads((repo / "aicrowd.json").read_text())["challenge_id"])
+            protocol = challenge_of(json.loads((repo / "aicrowd.json").read_text())["challenge_id"]).key
         report(f"local grader on the bundled example ({protocol}):")
         refusals += run_local_grader(repo, commit, protocol, report)
     if refusals:

@@ -1,5 +1,14 @@
 """The local grader: a submission run the way AIcrowd runs it.
 
+It goes through the graders' own interfaces, so that what passes here runs
+online: for MDX 2021 the predictor class of ``predict.py`` (a subclass of
+``evaluator.music_demixing.MusicDemixingPredictor``), set up and called
+through that class's methods; for SDX 2023 ``my_submission/aicrowd_wrapper.py``,
+which reads the mixture, calls the model and writes the stems as the
+grader's copy does (16-bit WAV, where MDX 2021 leaves the format to the
+submission). Only the kit's public interface is used, so the grader's own
+copies of those two files can be dropped in.
+
 The submission runs in a worker process, as on the grader: set up once
 under the setup limit, then one song at a time under the per-song limit.
 A song over its limit is stopped by ending the worker (nothing else can
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -22,11 +32,20 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from challenge import MIXTURE_FILE
 from demix import TARGETS
 from demix.errors import DemixError
-from evaluation.protocol import MIXTURE_FILE, MusicDemixingPredictor
 from evaluation.scores import global_sdr
 
+#: Environment variables of the MDX 2021 grader, with its defaults (the SDX 2023
+#: grader's limit is 1.57 × each song's duration: ``--time-factor``).
+TEST_DATASET_PATH = ("TEST_DATASET_PATH", "data/test/")
+RESULTS_DATASET_PATH = ("RESULTS_DATASET_PATH", "data/results/")
+SETUP_TIMEOUT = ("INFERENCE_SETUP_TIMEOUT_SECONDS", 900)
+PER_MUSIC_TIMEOUT = ("INFERENCE_PER_MUSIC_TIMEOUT_SECONDS", 240)
+PARTIAL_RUN = "PARTIAL_RUN_MUSIC_NAMES"
+
+#: Protocol -> the class each grader loads from this kit.
 PROTOCOLS = {
     "mdx21": "predict:DemixPredictor",
     "sdx23": "my_submission.user_config:MySeparationModel",
@@ -80,6 +99,14 @@ class GradeReport:
         return data
 
 
+def env_path(setting: tuple[str, str]) -> Path:
+    return Path(os.getenv(setting[0], setting[1]))
+
+
+def env_seconds(setting: tuple[str, int]) -> float:
+    return float(os.getenv(setting[0], setting[1]))
+
+
 # ---------------------------------------------------------------- the worker
 
 
@@ -89,51 +116,65 @@ def _load(spec: str):
 
 
 class _MdxRunner:
-    def __init__(self, spec: str, results_dir: Path):
-        self.predictor: MusicDemixingPredictor = _load(spec)()
-        self.predictor.results_data_path = Path(results_dir)
-        self.predictor.prediction_setup()
+    """MDX 2021: the predictor class (a subclass of the grader's
+    ``evaluator.music_demixing.MusicDemixingPredictor``), driven through that
+    class's own interface as its ``evaluation()`` drives it."""
 
-    def predict(self, song_dir: Path):
-        self.predictor.test_data_path = song_dir.parent
-        self.predictor.prediction(**self.predictor.prediction_arguments(song_dir.name))
+    def __init__(self, spec: str, test_dir: Path, results_dir: Path):
+        os.environ["TEST_DATASET_PATH"] = str(test_dir)
+        os.environ["RESULTS_DATASET_PATH"] = str(results_dir)
+        self.predictor = _load(spec)()
+        try:
+            self.predictor.prediction_setup()
+        except NotImplementedError:  # the grader skips a missing setup
+            pass
+
+    def predict(self, name: str):
+        locate = self.predictor.get_music_file_location
+        self.predictor.prediction(mixture_file_path=locate(name),
+                                  **{f"{target}_file_path": locate(name, target) for target in TARGETS})
+        if not self.predictor.verify_results(name):
+            raise RuntimeError("verification failed, demixed files not found.")
 
 
 class _SdxRunner:
-    def __init__(self, spec: str, results_dir: Path):
-        self.model = _load(spec)()
-        self.results_dir = Path(results_dir)
+    """SDX 2023: ``my_submission/aicrowd_wrapper.py``'s ``AIcrowdWrapper``, which
+    reads the mixture, calls ``MySeparationModel().separate_music_file`` and
+    writes the stems. ``spec``, when not the kit's own class, is put in
+    ``my_submission.user_config`` where the wrapper looks for the class."""
 
-    def predict(self, song_dir: Path):
-        mixture, rate = sf.read(song_dir / MIXTURE_FILE)
-        separated, rates = self.model.separate_music_file(mixture, rate)
-        if sorted(separated) != sorted(TARGETS) or sorted(rates) != sorted(TARGETS):
-            raise ValueError(f"separate_music_file returned keys {sorted(separated)} / {sorted(rates)}, "
-                             f"expected exactly {sorted(TARGETS)}")
-        if sorted(self.model.instruments) != sorted(TARGETS):
-            raise ValueError(f"instruments is {self.model.instruments}, expected {list(TARGETS)}")
-        out = self.results_dir / song_dir.name
-        out.mkdir(parents=True, exist_ok=True)
-        for target in TARGETS:  # written as the SDX evaluator does
-            sf.write(out / f"{target}.wav", np.asarray(separated[target]), rates[target], subtype="FLOAT")
+    def __init__(self, spec: str, test_dir: Path, results_dir: Path):
+        if spec != PROTOCOLS["sdx23"]:
+            import my_submission.user_config
+
+            my_submission.user_config.MySeparationModel = _load(spec)
+        from my_submission.aicrowd_wrapper import AIcrowdWrapper
+
+        # the wrapper prefers these variables to its arguments; here the local grader's folders count
+        os.environ.pop("AICROWD_PUBLIC_SHARED_DIR", None)
+        os.environ["AICROWD_DATASET_DIR"] = str(test_dir)
+        self.wrapper = AIcrowdWrapper(dataset_dir=str(test_dir), predictions_dir=str(results_dir))
+
+    def predict(self, name: str):
+        self.wrapper.separate_music_file(name)
 
 
 _RUNNERS = {"mdx21": _MdxRunner, "sdx23": _SdxRunner}
 
 
-def _worker(protocol: str, spec: str, results_dir: str, connection) -> None:
+def _worker(protocol: str, spec: str, test_dir: str, results_dir: str, connection) -> None:
     try:
-        runner = _RUNNERS[protocol](spec, Path(results_dir))
+        runner = _RUNNERS[protocol](spec, Path(test_dir), Path(results_dir))
     except BaseException as error:  # reported to the parent, which decides
         connection.send(("setup-failed", _describe(error)))
         return
     connection.send(("ready", None))
     while True:
-        song_dir = connection.recv()
-        if song_dir is None:
+        name = connection.recv()
+        if name is None:
             return
         try:
-            runner.predict(Path(song_dir))
+            runner.predict(name)
             connection.send(("ok", None))
         except BaseException as error:
             connection.send(("error", _describe(error)))
@@ -149,10 +190,11 @@ def _describe(error: BaseException) -> str:
 class _Worker:
     """One submission process: started, set up, then fed songs."""
 
-    def __init__(self, protocol: str, spec: str, results_dir: Path, setup_limit: float):
+    def __init__(self, protocol: str, spec: str, test_dir: Path, results_dir: Path, setup_limit: float):
         context = multiprocessing.get_context("spawn")
         self.connection, child_end = context.Pipe()
-        self.process = context.Process(target=_worker, args=(protocol, spec, str(results_dir), child_end),
+        self.process = context.Process(target=_worker,
+                                       args=(protocol, spec, str(test_dir), str(results_dir), child_end),
                                        daemon=True)
         started = time.perf_counter()
         self.process.start()
@@ -176,8 +218,8 @@ class _Worker:
             self.process.join(5)
             return ("crashed", f"the submission process died (exit code {self.process.exitcode})")
 
-    def predict(self, song_dir: Path, limit: float):
-        self.connection.send(str(song_dir))
+    def predict(self, name: str, limit: float):
+        self.connection.send(name)
         return self._receive(limit)
 
     def stop(self) -> None:
@@ -202,6 +244,15 @@ class SetupFailed(Exception):
 # ---------------------------------------------------------------- grading
 
 
+def song_names(test_dir: Path) -> list[str]:
+    """The song folders the graders run: every folder of ``test_dir`` (sorted),
+    limited by ``PARTIAL_RUN_MUSIC_NAMES`` as the MDX 2021 grader reads it
+    (split at commas, nothing stripped)."""
+    wanted = os.getenv(PARTIAL_RUN)
+    return sorted(entry.name for entry in Path(test_dir).iterdir()
+                  if entry.is_dir() and (not wanted or entry.name in wanted.split(",")))
+
+
 def song_duration(song_dir: Path) -> float:
     info = sf.info(song_dir / MIXTURE_FILE)
     return info.frames / info.samplerate
@@ -209,7 +260,8 @@ def song_duration(song_dir: Path) -> float:
 
 def grade(
     protocol: str,
-    song_dirs: list[Path],
+    test_dir: Path,
+    names: list[str],
     results_dir: Path,
     setup_limit: float,
     per_song_limit: float | None,
@@ -217,9 +269,11 @@ def grade(
     submission: str | None = None,
     report=print,
 ) -> GradeReport:
-    """Run the submission over ``song_dirs``; per-song limit is
-    ``time_factor`` × duration when given, else ``per_song_limit``."""
+    """Run the submission over the songs ``names`` of ``test_dir``; per-song
+    limit is ``time_factor`` × duration when given, else ``per_song_limit``."""
     spec = submission or PROTOCOLS[protocol]
+    song_dirs = [Path(test_dir) / name for name in names]
+    Path(results_dir).mkdir(parents=True, exist_ok=True)
     songs = []
     for song_dir in song_dirs:
         duration = song_duration(song_dir)
@@ -231,7 +285,7 @@ def grade(
         for song, song_dir in zip(songs, song_dirs):
             if worker is None:
                 try:
-                    worker = _Worker(protocol, spec, results_dir, setup_limit)
+                    worker = _Worker(protocol, spec, test_dir, results_dir, setup_limit)
                 except SetupFailed as error:
                     result.setup_error = str(error)
                     report(f"setup failed: {error}")
@@ -242,7 +296,7 @@ def grade(
                     result.setup_seconds = worker.setup_seconds
             _clear_outputs(results_dir / song.name)
             started = time.perf_counter()
-            message = worker.predict(song_dir, song.limit)
+            message = worker.predict(song.name, song.limit)
             song.seconds = time.perf_counter() - started
             if message is None:
                 worker.stop()
