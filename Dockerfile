@@ -1,4 +1,4 @@
-# The submission image: the grader's entrypoint (`python predict.py`) with the kit, its pinned
+# The submission image: the MDX 2021 grader's entrypoint (`run.sh` -> `python predict.py`) with the kit, its pinned
 # dependencies and the weights in models/. Nothing is downloaded when it runs.
 #
 #   docker build -t demix .                                               # public Python image
@@ -33,4 +33,4 @@ RUN if grep -rlsI '^version https://git-lfs' models/; then \
 
 USER aicrowd
 ENV PATH=/home/aicrowd/.venv/bin:$PATH
-CMD ["python", "predict.py"]
+CMD ["bash", "run.sh"]

@@ -123,7 +123,7 @@ def test_image_runs_the_grader_offline_and_matches_the_host(image, submission, t
 
 
 def test_image_default_command_is_the_grader_entrypoint(image, submission, tmp_path):
-    """`docker run IMAGE` alone runs predict.py over TEST_DATASET_PATH, as AIcrowd starts it."""
+    """`docker run IMAGE` alone runs run.sh (python predict.py) over TEST_DATASET_PATH, as AIcrowd starts it."""
     test_dir = tmp_path / "test"
     song = ensure_bundled_example(test_dir).name
     results = tmp_path / "results"
@@ -132,7 +132,7 @@ def test_image_default_command_is_the_grader_entrypoint(image, submission, tmp_p
     for path in [tmp_path, test_dir, *test_dir.rglob("*")]:
         path.chmod(0o777 if path.is_dir() else 0o644)
     inspect = docker("image", "inspect", "--format", "{{.Config.User}} {{json .Config.Cmd}}", image)
-    assert inspect.stdout.strip() == 'aicrowd ["python","predict.py"]'
+    assert inspect.stdout.strip() == 'aicrowd ["bash","run.sh"]'
     run = docker(
         "run", "--rm", "--network", "none",
         "-v", f"{submission}:/mnt/submission:ro", "-v", f"{test_dir}:/data/test:ro", "-v", f"{results}:/data/results",

@@ -36,7 +36,7 @@ def test_dockerfile_installs_through_the_same_files_as_a_host():
     assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.M)
     assert "COPY apt.txt requirements.txt ./" in dockerfile and "RUN bash scripts/setup.sh" in dockerfile
     assert "--uid 1001" in dockerfile and re.search(r"^USER aicrowd$", dockerfile, re.M)
-    assert re.search(r'^CMD \["python", "predict.py"\]$', dockerfile, re.M)
+    assert re.search(r'^CMD \["bash", "run.sh"\]$', dockerfile, re.M)
     ignored = (PROJECT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and not any(line.startswith("models") for line in ignored)
     setup = (PROJECT / "scripts" / "setup.sh").read_text()
