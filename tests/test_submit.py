@@ -156,3 +156,28 @@ def test_weights_committed_as_plain_files_earlier_are_refused_until_migrated(par
     git(repo, "lfs", "migrate", "import", "--include=models/mine/**", "--yes")
     again = submit(repo, home, "first", "--dry-run")
     assert "committed as a plain file" not in again.stderr
+
+
+@pytest.mark.parametrize("challenge", ["mdx21", "sdx23"])
+def test_submit_refuses_the_placeholder_and_each_missing_key_of_the_challenge(participant_repo, challenge):
+    repo, home = participant_repo
+    required = [key for key in aicrowd_json_for(challenge) if key != "challenge_id"]
+    for missing in required:
+        manifest = {k: v for k, v in aicrowd_json_for(challenge).items() if k != missing}
+        (repo / "aicrowd.json").write_text(json.dumps(manifest))
+        result = submit(repo, home, "first", "--dry-run")
+        assert result.returncode == 1
+        assert f"key {missing!r} is missing ({challenge} needs it)" in result.stderr
+        if missing != "authors":
+            assert "'authors' is ['your-aicrowd-username']" in result.stderr
+    assert git(repo, "tag") == ""
+
+
+def test_submit_refuses_an_id_no_challenge_uses(participant_repo):
+    repo, home = participant_repo
+    manifest = {**aicrowd_json_for("mdx21"), "authors": ["participant"], "challenge_id": "music-demixing-challenge"}
+    (repo / "aicrowd.json").write_text(json.dumps(manifest))
+    result = submit(repo, home, "first", "--dry-run")
+    assert result.returncode == 1
+    assert "'music-demixing-challenge' is not the id of a challenge this kit knows" in result.stderr
+    assert "python -m challenge use mdx21|sdx23" in result.stderr
