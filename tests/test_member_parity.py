@@ -1,0 +1,101 @@
+"""Each member equals its own package's pipeline on the same weights and the
+same real excerpt, source by named source: a swapped label, a wrong fold of
+extra sources, a wrong normalisation or a wrong target order fails here.
+
+References are computed by the packages alone: ``demucs.api.Separator``
+(which loads the package from a local repo folder with demucs' own loader and
+normalises as demucs does) and ``openunmix.utils.load_separator``.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import pytest
+import torch
+
+from conftest import save_demucs_package, tiny_openunmix_folder
+from demix import SAMPLE_RATE, TARGETS
+from demix.members import DemucsMember, OpenUnmixMember
+
+#: Float32 agreement the two pipelines must reach (the same operations in the same order).
+TOLERANCE = 1e-5
+SECONDS = 6
+
+
+@pytest.fixture(scope="module")
+def mix(track):
+    return torch.from_numpy(track[1]["mixture"][:, : SAMPLE_RATE * SECONDS]).contiguous()
+
+
+def tiny_htdemucs(sources, seed):
+    """A small HTDemucs of the real model's depth (4)."""
+    from demucs.htdemucs import HTDemucs
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return HTDemucs(sources=list(sources), channels=8, depth=4, nfft=1024, segment=4,
+                        t_layers=1, t_heads=2, dconv_comp=4)
+
+
+def demucs_reference(repo, signature, mix, shifts, overlap, seed=0) -> dict[str, torch.Tensor]:
+    """``demucs.api.Separator`` on the package ``repo/<signature>.th``."""
+    from demucs.api import Separator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        separator = Separator(model=signature, repo=repo, device="cpu", shifts=shifts, overlap=overlap,
+                              split=True, progress=False, jobs=0)
+    random.seed(seed)  # apply_model draws its shift offsets from `random`, as the member seeds it
+    with torch.no_grad():
+        _, separated = separator.separate_tensor(mix.clone(), SAMPLE_RATE)
+    return separated
+
+
+@pytest.mark.parametrize("sources", [
+    ("drums", "bass", "other", "vocals"),
+    ("vocals", "drums", "bass", "other"),  # another order: labels must follow the model's own list
+])
+def test_demucs_member_equals_demucs_api_per_source(tmp_path, mix, sources):
+    path = save_demucs_package(tiny_htdemucs(sources, seed=3), tmp_path / "cafe0001.th")
+    member = DemucsMember.from_file("d", path, shifts=1, overlap=0.25, seed=0)
+    ours = member.separate(mix)
+    reference = demucs_reference(tmp_path, "cafe0001", mix, shifts=1, overlap=0.25)
+    assert set(ours) == set(TARGETS)
+    for target in TARGETS:
+        difference = (ours[target] - reference[target]).abs().max().item()
+        assert difference <= TOLERANCE, f"{target}: max abs difference {difference:.2e}"
+
+
+def test_six_source_demucs_folds_its_extra_sources_into_other(tmp_path, mix):
+    sources = ("drums", "bass", "other", "vocals", "guitar", "piano")
+    path = save_demucs_package(tiny_htdemucs(sources, seed=4), tmp_path / "cafe0006.th")
+    ours = DemucsMember.from_file("d6", path, shifts=1, overlap=0.25, seed=0).separate(mix)
+    reference = demucs_reference(tmp_path, "cafe0006", mix, shifts=1, overlap=0.25)
+    expected = {target: reference[target] for target in ("drums", "bass", "vocals")}
+    expected["other"] = reference["other"] + reference["guitar"] + reference["piano"]
+    for target in TARGETS:
+        assert (ours[target] - expected[target]).abs().max().item() <= TOLERANCE, target
+    # the fold is what makes the four stems account for all six sources
+    assert (sum(ours.values()) - sum(reference.values())).abs().max().item() <= 4 * TOLERANCE
+
+
+@pytest.mark.parametrize("targets", [TARGETS, ("vocals", "drums")])
+def test_openunmix_member_equals_openunmix_separator_per_target(tmp_path, mix, targets):
+    from openunmix.utils import load_separator
+
+    folder = tiny_openunmix_folder(tmp_path / "umx", targets=targets, seed=5)
+    member = OpenUnmixMember.from_training_folder("u", folder, niter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        separator = load_separator(str(folder), targets=list(targets), niter=1, device="cpu",
+                                   wiener_win_len=300).eval()
+    with torch.no_grad():
+        ours = member.separate(mix)
+        reference = separator(mix[None])[0]
+    assert set(ours) == set(targets)
+    for index, target in enumerate(separator.target_models):
+        difference = (ours[target] - reference[index]).abs().max().item()
+        assert difference <= TOLERANCE, f"{target}: max abs difference {difference:.2e}"
