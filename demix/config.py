@@ -24,6 +24,7 @@ the members that estimate that target.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,13 @@ DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
 FAMILIES = ("demucs", "openunmix")
 
+#: The member option that allows its weight files more globals than its family's allowlist
+#: (demix/safe_load.py), for files the user trusts: empty, so nothing more, by default.
+ALLOW_GLOBALS = "allow_globals"
+_GLOBAL_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+_ALLOW_GLOBALS_OPTION = ([], 'a list of "module.Name" strings', lambda v: isinstance(v, list) and all(
+    isinstance(name, str) and _GLOBAL_NAME.fullmatch(name) for name in v))
+
 #: Per family: option name -> (default, validator description, check).
 _FAMILY_OPTIONS: dict[str, dict[str, tuple[Any, str, Any]]] = {
     "demucs": {
@@ -46,9 +54,11 @@ _FAMILY_OPTIONS: dict[str, dict[str, tuple[Any, str, Any]]] = {
         "overlap": (0.25, "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
         "segment_batch": (1, "an integer >= 1",
                           lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+        ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
     },
     "openunmix": {
         "niter": (0, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+        ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
     },
 }
 

@@ -2,32 +2,142 @@
 ``mdx_extra``, ...) from ``models/demucs``, a user-trained ``.th`` package,
 or a bag ``.yaml`` next to its ``.th`` files.
 
-Loading is demucs' own (:func:`demucs.pretrained.get_model` with a local
-``repo``, which also verifies the checksum in each file name, and
-:func:`demucs.states.load_model`); inference is :func:`demucs.apply.apply_model`
-with its split, overlap and shift trick. Input normalisation follows
-``demucs.api.Separator``.
+Loading never runs code from a file: demucs' own loader
+(``demucs.states.load_model`` on a path, reached through
+``demucs.pretrained.get_model``) unpickles with ``weights_only=False``. Here
+each package is opened by :func:`demix.safe_load.load_weights` with exactly
+the globals Demucs packages are written with allowlisted
+(:func:`demucs_package_globals`), and the model is then built from that dict
+by ``demucs.states.load_model`` itself. Bags are read as demucs'
+``BagOnlyRepo``/``LocalRepo`` read them (YAML, ``<sig>.th`` or
+``<sig>-<checksum>.th`` with the checksum verified). Inference is
+:func:`demucs.apply.apply_model` with its split, overlap and shift trick;
+input normalisation follows ``demucs.api.Separator``.
 """
 
 from __future__ import annotations
 
+import fractions
 import random
+import warnings
+from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Sequence
 
 import torch
-from demucs import pretrained, states
+import yaml
+from demucs import states
 from demucs.apply import BagOfModels, apply_model
 
 from .. import TARGETS
 from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
 from ..errors import WeightsError, first_line
-from ..weights import file_status, get_official, missing_file_error
+from ..safe_load import UnsafeWeightsError, load_weights
+from ..weights import _hash_of, file_status, files_of_model, get_official, missing_file_error, sha256_of
 from .base import Member
 from .segment_batches import SegmentBatcher
 
 #: The target that absorbs sources a model has beyond the four (htdemucs_6s:
 #: guitar, piano), so that the four stems still sum to the mixture.
 CATCH_ALL_TARGET = "other"
+
+#: What a Demucs package is called in messages.
+PACKAGE = "Demucs model package"
+NEEDS_DIFFQ = "this quantized Demucs model needs the diffq package (pip install diffq)"
+
+
+@lru_cache(maxsize=None)
+def demucs_package_globals() -> tuple:
+    """Every global a Demucs package is written with, and nothing else.
+
+    ``demucs.states.serialize_model`` stores ``klass`` (the model class),
+    ``args``/``kwargs`` (plain values; HTDemucs' ``segment`` may be a
+    ``fractions.Fraction``), ``state`` (tensors; for the quantized ``mdx_q``
+    and ``mdx_extra_q``, diffq's packed state, whose ``meta`` names the
+    quantizer class) and ``training_args`` (``OmegaConf.to_container``: plain
+    containers). Demucs' release script (``tools/export.py``) adds ``metrics``,
+    numpy scalars from ``np.median``: numpy's ``scalar`` (``numpy.core`` in
+    numpy 1 pickles, ``numpy._core`` in numpy 2's) and ``numpy.dtype``, which
+    builds a ``numpy.dtypes.Float64DType`` (or ``Float32DType``) object.
+    ``demucs.wdemucs.WDemucs`` is demucs' own alias of ``HDemucs`` for old files.
+    """
+    import numpy
+    from demucs.demucs import Demucs
+    from demucs.hdemucs import HDemucs
+    from demucs.htdemucs import HTDemucs
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import scalar
+    allowed = [HTDemucs, HDemucs, Demucs, (HDemucs, "demucs.wdemucs.WDemucs"), fractions.Fraction,
+               (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"),
+               numpy.dtype, numpy.dtypes.Float64DType, numpy.dtypes.Float32DType]
+    try:
+        from diffq import DiffQuantizer, UniformQuantizer
+    except ImportError:  # quantized packages then fail with NEEDS_DIFFQ
+        pass
+    else:
+        allowed += [DiffQuantizer, UniformQuantizer]
+    return tuple(allowed)
+
+
+def load_package(path: Path, allow_globals: Sequence[str] = (), member: str | None = None) -> torch.nn.Module:
+    """A ``.th`` package as ``demucs.states.serialize_model`` writes it, built
+    as ``demucs.states.load_model`` builds it, opened without running code."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: Demucs model file not found")
+    try:
+        package = load_weights(path, demucs_package_globals(), allow_globals, PACKAGE, member)
+    except UnsafeWeightsError as error:
+        if any(name.startswith("diffq.") for name in error.globals_wanted) and find_spec("diffq") is None:
+            raise WeightsError(f"{path}: {NEEDS_DIFFQ}") from None
+        raise
+    except WeightsError:
+        raise
+    except Exception as error:  # torch reports truncation and garbage in many ways
+        raise WeightsError(f"{path}: not a loadable {PACKAGE} ({first_line(error)})") from None
+    if not isinstance(package, dict) or not {"klass", "args", "kwargs", "state"} <= set(package):
+        raise WeightsError(f"{path}: not a {PACKAGE} (demucs.states.serialize_model writes a dict with "
+                           "klass, args, kwargs and state)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # load_model warns for each kwarg this demucs version dropped
+            return states.load_model(package)
+    except SystemExit:  # demucs calls sys.exit when a quantized package needs diffq
+        raise WeightsError(f"{path}: {NEEDS_DIFFQ}") from None
+    except Exception as error:
+        raise WeightsError(f"{path}: not a loadable {PACKAGE} ({first_line(error)})") from None
+
+
+def load_bag(path: Path, allow_globals: Sequence[str] = (), member: str | None = None,
+             verify_checksums: bool = True) -> BagOfModels:
+    """A bag ``.yaml`` (``models``, optional ``weights`` and ``segment``) and
+    the packages it names beside it, found as demucs' ``LocalRepo`` finds them."""
+    path = Path(path)
+    try:
+        bag = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise WeightsError(f"{path}: not a readable Demucs bag ({first_line(error)})") from None
+    signatures = bag.get("models") if isinstance(bag, dict) else None
+    if not isinstance(signatures, list) or not signatures or not all(isinstance(s, str) for s in signatures):
+        raise WeightsError(f"{path}: not a Demucs bag (expected `models: [signature, ...]`)")
+    models = []
+    for signature, file in zip(signatures, files_of_model(str(path), path.parent)[1:]):
+        if not file.is_file():
+            raise WeightsError(f"{path}: names model {signature!r}, but neither {signature}.th nor "
+                               f"{signature}-<checksum>.th is in {path.parent}")
+        checksum = _hash_of(file.name)
+        if verify_checksums and checksum and not sha256_of(file).startswith(checksum):
+            raise WeightsError(f"{file}: damaged: its sha256 does not start with the {checksum} in its name")
+        models.append(load_package(file, allow_globals, member))
+    try:
+        return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+    except AssertionError:  # BagOfModels asserts that its models agree
+        raise WeightsError(f"{path}: its models differ in sources, sample rate or channels, "
+                           "or its weights do not match them") from None
 
 
 class DemucsMember(Member):
@@ -52,16 +162,22 @@ class DemucsMember(Member):
         self.targets = tuple(target for target in TARGETS if target in known)
 
     @classmethod
-    def from_official(cls, name: str, model_name: str, models_dir: Path, **options) -> "DemucsMember":
+    def from_official(cls, name: str, model_name: str, models_dir: Path, allow_globals: Sequence[str] = (),
+                      **options) -> "DemucsMember":
+        """Every file is checked against the checksum in its official name first."""
         official = get_official(model_name)
         if official.family != "demucs":
             raise WeightsError(f"{model_name!r} is an {official.family} model, not a Demucs one")
         for file in official.files:
-            if file_status(models_dir, file) == "missing":
-                raise missing_file_error(official, file, models_dir)
+            status = file_status(models_dir, file)
+            if status != "present":
+                damaged = "its sha256 does not match its official name" if status == "damaged" else None
+                raise missing_file_error(official, file, models_dir, damaged=damaged)
         repo = Path(models_dir) / "demucs"
         try:
-            model = _get_model(model_name, repo)
+            model = load_bag(repo / f"{model_name}.yaml", allow_globals, name, verify_checksums=False)
+        except UnsafeWeightsError:
+            raise
         except WeightsError as error:
             raise WeightsError(
                 f"{error}\n  fetch it again with: python -m demix weights fetch {model_name}"
@@ -69,18 +185,15 @@ class DemucsMember(Member):
         return cls(name, model, f"{model_name} from {repo}", **options)
 
     @classmethod
-    def from_file(cls, name: str, path: Path, **options) -> "DemucsMember":
+    def from_file(cls, name: str, path: Path, allow_globals: Sequence[str] = (), **options) -> "DemucsMember":
         """A ``.th`` package as Demucs' training saves it, or a bag ``.yaml``."""
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"{path}: Demucs model file not found")
         if path.suffix == ".yaml":
-            model = _get_model(path.stem, path.parent)
+            model = load_bag(path, allow_globals, name)
         else:
-            try:
-                model = states.load_model(path)
-            except Exception as error:
-                raise WeightsError(f"{path}: not a loadable Demucs model package ({first_line(error)})") from None
+            model = load_package(path, allow_globals, name)
         return cls(name, model, f"Demucs {path}", **options)
 
     @property
@@ -141,18 +254,4 @@ class DemucsMember(Member):
     def to(self, device: torch.device) -> "DemucsMember":
         self.model.to(device)
         return self
-
-
-def _get_model(name: str, repo: Path):
-    """demucs.pretrained.get_model on a local folder, with its failures (some
-    of which call sys.exit) turned into WeightsError."""
-    try:
-        return pretrained.get_model(name, repo=Path(repo))
-    except SystemExit:
-        raise WeightsError(
-            f"{repo}: model {name!r} needs the diffq package (pip install diffq), "
-            "or the folder is not readable"
-        ) from None
-    except Exception as error:
-        raise WeightsError(f"{repo}: cannot load Demucs model {name!r} ({first_line(error)})") from None
 

@@ -3,26 +3,33 @@ written by Open-Unmix's own training script.
 
 The models, STFT and Wiener filter are openunmix's own
 (:class:`openunmix.model.Separator`); this adapter only finds the weights on
-disk, never on the network, and maps outputs to target names.
+disk, never on the network, opens each state dict with
+:func:`demix.safe_load.load_weights` (openunmix's own loader leaves
+``weights_only`` to torch's default, which an environment variable can turn
+off), and maps outputs to target names.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import openunmix
 import torch
 from openunmix import model as umx_model
-from openunmix import utils as umx_utils
 
 from .. import TARGETS
 from ..errors import WeightsError, first_line
+from ..safe_load import load_weights
 from ..weights import get_official, missing_file_error, file_status
 from .base import Member
 
 #: Frames per Wiener window inside Open-Unmix's Separator (its own default).
 WIENER_WINDOW_FRAMES = 300
+
+#: What an Open-Unmix state dict is called in messages.
+STATE_DICT = "Open-Unmix state dict"
 
 
 class OpenUnmixMember(Member):
@@ -35,7 +42,8 @@ class OpenUnmixMember(Member):
         self._channels = channels
 
     @classmethod
-    def from_official(cls, name: str, model_name: str, models_dir: Path, niter: int) -> "OpenUnmixMember":
+    def from_official(cls, name: str, model_name: str, models_dir: Path, niter: int,
+                      allow_globals: Sequence[str] = ()) -> "OpenUnmixMember":
         """``umxhq`` or ``umxl`` from ``models_dir/<model_name>/<target>-<hash>.pth``."""
         official = get_official(model_name)
         if official.family != "openunmix":
@@ -50,8 +58,10 @@ class OpenUnmixMember(Member):
                 raise missing_file_error(official, file, models_dir)
             target = path.name.split("-", 1)[0]
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
+                state = load_weights(path, allow_globals=allow_globals, what=STATE_DICT, member=name)
                 missing, _ = separator.target_models[target].load_state_dict(state, strict=False)
+            except WeightsError:
+                raise
             except Exception as error:  # torch reports truncation and garbage in many ways
                 raise missing_file_error(official, file, models_dir, damaged=first_line(error)) from None
             if missing:
@@ -59,9 +69,11 @@ class OpenUnmixMember(Member):
         return cls(name, separator.eval(), channels=2, source=f"{model_name} from {Path(models_dir) / model_name}")
 
     @classmethod
-    def from_training_folder(cls, name: str, folder: Path, niter: int) -> "OpenUnmixMember":
+    def from_training_folder(cls, name: str, folder: Path, niter: int,
+                             allow_globals: Sequence[str] = ()) -> "OpenUnmixMember":
         """A folder written by Open-Unmix's training: ``<target>.pth`` +
-        ``<target>.json`` for each target it has, optional ``separator.json``."""
+        ``<target>.json`` for each target it has, optional ``separator.json``;
+        built as ``openunmix.utils.load_separator`` builds it."""
         folder = Path(folder)
         if not folder.is_dir():
             raise WeightsError(f"{folder}: Open-Unmix model folder not found")
@@ -71,30 +83,33 @@ class OpenUnmixMember(Member):
                 f"{folder}: no Open-Unmix target model here (expected <target>.json and <target>.pth "
                 f"for some of {', '.join(TARGETS)})"
             )
-        for target in targets:
-            if not any(folder.glob(f"{target}*.pth")):
-                raise WeightsError(f"{folder}: {target}.json has no {target}.pth beside it")
+        models = {}
         try:
+            for target in targets:
+                weights = sorted(folder.glob(f"{target}*.pth"))
+                if not weights:
+                    raise WeightsError(f"{folder}: {target}.json has no {target}.pth beside it")
+                args = json.loads((folder / f"{target}.json").read_text())["args"]
+                state = load_weights(weights[0], allow_globals=allow_globals, what=STATE_DICT, member=name)
+                models[target] = umx_model.OpenUnmix(
+                    nb_bins=args["nfft"] // 2 + 1, nb_channels=args["nb_channels"],
+                    hidden_size=args["hidden_size"], max_bin=state["input_mean"].shape[0],
+                )
+                models[target].load_state_dict(state, strict=False)
             if (folder / "separator.json").is_file():
-                separator = umx_utils.load_separator(
-                    str(folder), targets=targets, niter=niter, wiener_win_len=WIENER_WINDOW_FRAMES, device="cpu"
-                )
-                channels = json.loads((folder / "separator.json").read_text())["nb_channels"]
-            else:
-                args = json.loads((folder / f"{targets[0]}.json").read_text())["args"]
-                channels = args["nb_channels"]
-                separator = umx_model.Separator(
-                    umx_utils.load_target_models(targets, str(folder), device="cpu"),
-                    niter=niter,
-                    wiener_win_len=WIENER_WINDOW_FRAMES,
-                    sample_rate=44100.0,
-                    n_fft=args["nfft"],
-                    n_hop=args["nhop"],
-                    nb_channels=channels,
-                )
+                settings = json.loads((folder / "separator.json").read_text())
+            else:  # older training folders: the first target's settings, at MUSDB's rate
+                first = json.loads((folder / f"{targets[0]}.json").read_text())["args"]
+                settings = {**first, "sample_rate": 44100.0}
+            separator = umx_model.Separator(
+                models, niter=niter, wiener_win_len=WIENER_WINDOW_FRAMES, sample_rate=settings["sample_rate"],
+                n_fft=settings["nfft"], n_hop=settings["nhop"], nb_channels=settings["nb_channels"],
+            )
+        except WeightsError:
+            raise
         except Exception as error:
             raise WeightsError(f"{folder}: not a loadable Open-Unmix model folder ({first_line(error)})") from None
-        return cls(name, separator, channels=channels, source=f"Open-Unmix folder {folder}")
+        return cls(name, separator, channels=settings["nb_channels"], source=f"Open-Unmix folder {folder}")
 
     def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
         model_input = mix.mean(dim=0, keepdim=True) if self._channels == 1 else mix
