@@ -2,10 +2,13 @@
 
 Inputs are decoded with libsndfile (WAV, FLAC, OGG, AIFF, MP3) through
 ``soundfile``; anything else (M4A/AAC, MP4, NI ``.stem.mp4`` where the first
-stream is the mixture) is decoded by ffmpeg through ``stempeg``. The engine
-works on stereo float32 at :data:`demix.SAMPLE_RATE`; :func:`to_engine` and
-:func:`from_engine` convert to and from the input's own rate and channel count
-with julius' windowed-sinc resampler.
+stream is the mixture) is decoded by ffmpeg through ``stempeg``.
+:func:`open_audio` gives a source that is read block by block: libsndfile
+formats straight from the file (memory does not grow with the song), ffmpeg
+formats decoded whole first. The engine works on stereo float32 at
+:data:`demix.SAMPLE_RATE`; :mod:`demix.stream` converts a source to and from
+it block by block, :func:`to_engine` and :func:`from_engine` whole arrays,
+both with julius' windowed-sinc resampler.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from .errors import AudioError, first_line
 #: Output sample formats accepted by :func:`open_stem_writers` (soundfile subtypes).
 OUTPUT_SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
 
+#: Seconds of input decoded at a time when a file is streamed.
+READ_SECONDS = 10.0
+
 
 @dataclass
 class Audio:
@@ -47,6 +53,35 @@ class Audio:
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        """(channels, <= frames) pieces in order, as :class:`AudioFile` gives them."""
+        for start in range(0, self.frames, frames):
+            yield self.samples[:, start:start + frames]
+
+
+@dataclass
+class AudioFile:
+    """A file libsndfile decodes, read block by block as it is consumed."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        """(channels, <= frames) float32 pieces in order, ``self.frames`` in all;
+        a NaN or infinite sample is reported when its block is read."""
+        remaining = self.frames
+        with sf.SoundFile(str(self.path)) as handle:
+            while remaining > 0:
+                data = handle.read(min(frames, remaining), dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    raise AudioError(f"{self.path}: ends {remaining} frames before the {self.frames} its header gives")
+                block = np.ascontiguousarray(data.T)
+                _check_finite(self.path, block)
+                remaining -= len(data)
+                yield block
 
 
 def song_name(path: Path) -> str:
@@ -70,16 +105,38 @@ def read_audio(path: Path) -> Audio:
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
         data, rate = _read_with_ffmpeg(path, sf_error)
     samples = np.ascontiguousarray(data.T)
-    if samples.shape[1] == 0:
+    _check_shape(path, *samples.shape)
+    _check_finite(path, samples)
+    return Audio(samples, int(rate))
+
+
+def open_audio(path: Path) -> Audio | AudioFile:
+    """A source to read ``path`` from block by block: the file itself where
+    libsndfile decodes it, else (ffmpeg formats) the whole decoded song."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return read_audio(path)
+    _check_shape(path, info.channels, info.frames)
+    return AudioFile(path, int(info.samplerate), info.channels, info.frames)
+
+
+def _check_shape(path: Path, channels: int, frames: int) -> None:
+    if frames == 0:
         raise AudioError(f"{path}: contains no audio samples")
-    if samples.shape[0] > 2:
+    if channels > 2:
         raise AudioError(
-            f"{path}: has {samples.shape[0]} channels; only mono and stereo are supported "
+            f"{path}: has {channels} channels; only mono and stereo are supported "
             "(down-mix it first, e.g. `ffmpeg -i IN -ac 2 OUT.wav`)"
         )
+
+
+def _check_finite(path: Path, samples: np.ndarray) -> None:
     if not np.isfinite(samples).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    return Audio(samples, int(rate))
 
 
 def _read_with_ffmpeg(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
@@ -104,18 +161,27 @@ def _read_with_ffmpeg(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]
     return data, int(rate)
 
 
+def engine_length(frames: int, sample_rate: int) -> int:
+    """Frames at the engine's rate for ``frames`` at ``sample_rate``, rounded
+    up (julius' ``full`` length), so that resampling back can always give
+    exactly ``frames`` again; rounding down loses the last input frame or two
+    at rates above the engine's (96 kHz failed in julius on the way back)."""
+    return -(-frames * SAMPLE_RATE // sample_rate)
+
+
 def to_engine(audio: Audio) -> torch.Tensor:
-    """Stereo float32 tensor at the engine's rate (mono is duplicated)."""
+    """Stereo float32 tensor at the engine's rate (mono is duplicated) of
+    :func:`engine_length` frames."""
     wav = torch.from_numpy(audio.samples)
     if audio.channels == 1:
         wav = wav.expand(2, -1)
-    wav = resample(wav, audio.sample_rate, SAMPLE_RATE)
+    wav = resample(wav, audio.sample_rate, SAMPLE_RATE, engine_length(audio.frames, audio.sample_rate))
     return wav.contiguous()
 
 
 def from_engine(stems: torch.Tensor, like: Audio) -> np.ndarray:
-    """Bring engine stems (targets, 2, frames) back to ``like``'s rate,
-    channel count and exact length: (targets, channels, like.frames)."""
+    """Bring engine stems (targets, 2, frames) from :func:`to_engine` back to
+    ``like``'s rate, channel count and exact length: (targets, channels, like.frames)."""
     if like.channels == 1:
         stems = stems.mean(dim=1, keepdim=True)
     stems = resample(stems, SAMPLE_RATE, like.sample_rate, like.frames)

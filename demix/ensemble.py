@@ -33,6 +33,7 @@ from .compute import COMPILED_MODES, CUDA_ONLY_MODES, compile_cache_dir
 from .errors import ConfigError, DemixError, first_line
 from .members import Member, load_member
 from .postfilter import WienerPostFilter
+from .stream import EngineMix
 
 #: Blocks shorter than this are zero-padded before separation (Open-Unmix's
 #: STFT needs more than n_fft / 2 samples), and cropped after.
@@ -146,22 +147,28 @@ class Ensemble:
         """Whole-track convenience: (2, frames) -> (targets, 2, frames)."""
         return torch.cat(list(self.separate_blocks(mix, progress)), dim=-1)
 
-    def separate_blocks(self, mix: torch.Tensor, progress: str | None = None) -> Iterator[torch.Tensor]:
+    def separate_blocks(self, mix: torch.Tensor | EngineMix, progress: str | None = None) -> Iterator[torch.Tensor]:
         """Yield finished audio (targets, 2, n) block by block, in order; the
-        pieces concatenate to exactly ``mix``'s length. ``progress``: a label
+        pieces concatenate to exactly ``mix``'s length. ``mix``: a (2, frames)
+        tensor at the engine's rate, or an :class:`~demix.stream.EngineMix`
+        that resamples the input as its blocks are read. ``progress``: a label
         for a progress bar over blocks (None: no bar)."""
-        if mix.dim() != 2 or mix.shape[0] != 2:
-            raise ValueError(f"expected a stereo mixture of shape (2, frames), got {tuple(mix.shape)}")
-        plan = BlockPlan(mix.shape[-1], self.block, self.overlap)
+        if isinstance(mix, torch.Tensor):
+            if mix.dim() != 2 or mix.shape[0] != 2:
+                raise ValueError(f"expected a stereo mixture of shape (2, frames), got {tuple(mix.shape)}")
+            length, read = mix.shape[-1], lambda start, stop: mix[:, start:stop]
+        else:
+            length, read = mix.length, mix.read
+        plan = BlockPlan(length, self.block, self.overlap)
         pending = None  # the previous block's overlapping tail, not yet final
         bar = tqdm.tqdm(plan, total=len(plan), desc=progress, unit="block", leave=False, disable=progress is None)
         for start, stop in bar:
-            estimates = self._separate_block(mix[:, start:stop])
+            estimates = self._separate_block(read(start, stop))
             if pending is not None:
                 width = pending.shape[-1]
                 fade_in = torch.linspace(0.0, 1.0, width + 2)[1:-1]
                 estimates[..., :width] = pending * (1 - fade_in) + estimates[..., :width] * fade_in
-            if stop < mix.shape[-1]:
+            if stop < length:
                 pending = estimates[..., -self.overlap:] if self.overlap else None
                 finished = estimates[..., : estimates.shape[-1] - self.overlap]
             else:

@@ -1,6 +1,10 @@
 """Files in, stems on disk out: the loop a user runs over many songs.
 
-Each song is independent: a song that cannot be read or written is
+Each song is streamed at whatever its sample rate: read block by block,
+resampled to the engine's rate as the ensemble reads it, and the stems
+resampled back and written as each block is finished
+(:func:`stream_stems`), so memory depends on the block length, not on the
+song's. Each song is independent: a song that cannot be read or written is
 reported with its file name and the run goes on. Outputs are written
 atomically, so a song whose four stems exist is complete and a run started
 again skips it (resume) unless asked to overwrite.
@@ -13,15 +17,16 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tqdm
 
-from . import SAMPLE_RATE
-from .audio import Audio, from_engine, open_stem_writers, read_audio, song_name, stem_paths, to_engine
+from . import SAMPLE_RATE, TARGETS
+from .audio import Audio, AudioFile, open_audio, open_stem_writers, song_name, stem_paths
 from .ensemble import Ensemble
 from .errors import AudioError, DemixError
+from .stream import BlockResampler, EngineMix
 
 
 @dataclass
@@ -33,9 +38,30 @@ class SongResult:
     error: str | None = None
 
 
+def stream_stems(ensemble: Ensemble, source: Audio | AudioFile, progress: str | None = None) -> Iterator[np.ndarray]:
+    """The stems of ``source`` as (targets, channels, n) float32 pieces, in
+    order, at its rate and channel count: exactly ``source.frames`` in all."""
+    back = BlockResampler(SAMPLE_RATE, source.sample_rate, source.frames)
+    for block in ensemble.separate_blocks(EngineMix(source), progress):
+        if source.channels == 1:
+            block = block.mean(dim=1, keepdim=True)
+        piece = back.feed(block)
+        if piece.shape[-1]:
+            yield piece.numpy()
+    rest = back.finish()
+    if rest.shape[-1]:
+        yield rest.numpy()
+
+
 def separate_audio(ensemble: Ensemble, audio: Audio, progress: str | None = None) -> np.ndarray:
-    """In memory: (targets, channels, frames) at ``audio``'s rate and length."""
-    return from_engine(ensemble.separate(to_engine(audio), progress), audio)
+    """In memory: (targets, channels, frames) at ``audio``'s rate and length.
+    Streamed as a file is, so the only whole-song arrays are ``audio`` and the result."""
+    stems = np.empty((len(TARGETS), audio.channels, audio.frames), dtype=np.float32)
+    position = 0
+    for piece in stream_stems(ensemble, audio, progress):
+        stems[..., position:position + piece.shape[-1]] = piece
+        position += piece.shape[-1]
+    return stems
 
 
 def separate_file(
@@ -43,21 +69,11 @@ def separate_file(
     progress: str | None = None,
 ) -> dict[str, Path]:
     """Separate one file into ``destinations[target]`` (see
-    :func:`demix.audio.stem_paths`), each written atomically.
-
-    At the engine's rate the stems are streamed to disk block by block, so
-    memory does not grow with the song; other rates are resampled back as
-    whole stems.
-    """
-    audio = read_audio(path)
-    with open_stem_writers(destinations, audio.sample_rate, audio.channels, subtype) as writers:
-        if audio.sample_rate == SAMPLE_RATE:
-            for block in ensemble.separate_blocks(to_engine(audio), progress):
-                if audio.channels == 1:
-                    block = block.mean(dim=1, keepdim=True)
-                writers.write(block.numpy())
-        else:
-            writers.write(separate_audio(ensemble, audio, progress))
+    :func:`demix.audio.stem_paths`), each written atomically, block by block."""
+    source = open_audio(path)
+    with open_stem_writers(destinations, source.sample_rate, source.channels, subtype) as writers:
+        for piece in stream_stems(ensemble, source, progress):
+            writers.write(piece)
     return writers.paths
 
 
