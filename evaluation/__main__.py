@@ -44,10 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--wiener", type=int, nargs="+", default=[0, 1, 2], help="Wiener iterations to try")
     tune.add_argument("--workers", type=int, default=available_cpus(), help="worker processes for museval")
 
-    report = commands.add_parser("report", help="Markdown table and box plots of one or more runs")
+    report = commands.add_parser("report", help="Markdown table, box plots and a listening page of one or more runs")
     report.add_argument("results", type=Path, nargs="+", help="folders written by `run`")
-    report.add_argument("--out", type=Path, default=None, help="where report.md and sdr_boxplot.png go "
+    report.add_argument("--out", type=Path, default=None, help="where report.md, sdr_boxplot.png and index.html go "
                                                                 "(default: the first results folder)")
+    report.add_argument("--window", type=float, default=10.0, metavar="SECONDS",
+                        help="length of the excerpts the page plays (default 10)")
+    report.add_argument("--window-start", type=float, default=None, metavar="SECONDS",
+                        help="start the excerpts here in every track (default: where each reference is loudest)")
+    report.add_argument("--root", type=Path, default=None,
+                        help="data root of the references (default: the one the run recorded)")
+    report.add_argument("--no-page", action="store_true", help="only report.md and the box plots")
     return parser
 
 
@@ -91,26 +98,41 @@ def main(argv=None) -> int:
 
 
 def _report(args) -> int:
-    from evaluation import report, run
+    from evaluation import listening, report, run
 
-    results = []
+    loaded = []
     for folder in args.results:
         found = run.load_results(folder)
         if not found:
             print(f"error: {folder}: no scores here (expected {folder}/scores/<method>/<track>.json)", file=sys.stderr)
             return 1
-        if len(args.results) > 1:  # the same method may have been run in several folders
-            for result in found:
+        for result in found:
+            result["run_method"] = result["method"]  # where its estimates are
+            if len(args.results) > 1:  # the same method may have been run in several folders
                 result["method"] = f"{result['method']} ({folder.name})"
-        results += found
+        loaded += [(folder, result) for result in found]
+    results = [result for _, result in loaded]
+    if args.window <= 0 or (args.window_start is not None and args.window_start < 0):
+        print("error: --window must be positive and --window-start not negative", file=sys.stderr)
+        return 1
     out = args.out or args.results[0]
     out.mkdir(parents=True, exist_ok=True)
     tracks = len({result["track"] for result in results})
-    markdown = report.markdown_table(run.summary(results), tracks)
+    summary = run.summary(results)
+    markdown = report.markdown_table(summary, tracks)
     plot = report.box_plot(run.results_table(results), out / "sdr_boxplot.png")
     (out / "report.md").write_text(f"# Evaluation report\n\n{markdown}\n![per-track SDR]({plot.name})\n")
     print(markdown)
     print(f"report: {out / 'report.md'}, {plot}")
+    if not args.no_page:
+        try:
+            page = listening.write_report_page(out, loaded, summary, plot, root=args.root, window_seconds=args.window,
+                                               window_start=args.window_start,
+                                               report=lambda line: print(line, file=sys.stderr))
+        except DemixError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"listening page: {page.resolve().as_uri()}")
     return 0
 
 

@@ -67,7 +67,7 @@ def box_plot(table, path: Path) -> Path:
                                 sharey=True, squeeze=False)
     for axis, target in zip(axes[0], TARGETS):
         data = [sdr[(sdr["method"] == m) & (sdr["target"] == target)]["score"].dropna().to_numpy() for m in methods]
-        axis.boxplot(data, vert=False, widths=0.6, showfliers=True)
+        axis.boxplot(data, orientation="horizontal", widths=0.6, showfliers=True)
         axis.set_yticks(range(1, len(methods) + 1), methods)
         axis.set_title(target)
         axis.set_xlabel("SDR (dB), per track")

@@ -7,8 +7,9 @@ tasks without a file. Tasks are spread over worker processes, each loading
 its models once and using its share of the CPUs.
 
 Each file holds museval's per-frame BSSEval v4 scores for the track (1 s
-windows and hops, as ``museval.eval_mus_track`` writes them) and the global
-SDR per target. :func:`results_table` turns the files into one long table
+windows and hops, as ``museval.eval_mus_track`` writes them), the global
+SDR per target, and the data root and subset the references come from.
+:func:`results_table` turns the files into one long table
 (track × target × method × metric, museval metrics as the median over
 frames) and :func:`summary` aggregates as the papers do: the median over
 tracks of those medians (``museval.EvalStore``), and the mean global SDR.
@@ -102,12 +103,17 @@ def evaluate_task(spec: RunSpec, method_name: str, track_name: str) -> dict:
         "seconds": time.perf_counter() - started,
         "global_sdr": {t: global_sdr(track.targets[t].audio, estimates[t]) for t in TARGETS},
         "museval": json.loads(museval_scores.json),
+        # where the references are, for the listening page of `python -m evaluation report`
+        "data": {"root": spec.root, "subset": spec.subset},
     }
     if spec.keep_estimates:
-        _write_estimates(Path(spec.out_dir) / "estimates" / method_name.replace(":", "_") / track_name,
-                         estimates, int(track.rate))
+        _write_estimates(estimates_folder(Path(spec.out_dir), method_name, track_name), estimates, int(track.rate))
     write_json_atomically(score_file(Path(spec.out_dir), method_name, track_name), result)
     return result
+
+
+def estimates_folder(out_dir: Path, method: str, track: str) -> Path:
+    return Path(out_dir) / "estimates" / method.replace(":", "_") / track
 
 
 def _write_estimates(folder: Path, estimates: dict, rate: int) -> None:
@@ -128,7 +134,7 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
     from demix.compute import available_cpus
 
     tasks = [(m, t) for m in methods for t in track_names]
-    todo = [(m, t) for m, t in tasks if not score_file(Path(spec.out_dir), m, t).is_file()]
+    todo = [(m, t) for m, t in tasks if not _done(spec, m, t)]
     if len(todo) < len(tasks):
         report(f"{len(tasks) - len(todo)} of {len(tasks)} (method, track) scores already done: kept")
     failures = []
@@ -153,6 +159,16 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
             bar.update()
     bar.close()
     return failures
+
+
+def _done(spec: RunSpec, method: str, track: str) -> bool:
+    """A task is done when its score file exists and, with --keep-estimates,
+    its four estimates too (a run without it, then one with it, keeps them)."""
+    out = Path(spec.out_dir)
+    if not score_file(out, method, track).is_file():
+        return False
+    folder = estimates_folder(out, method, track)
+    return not spec.keep_estimates or all((folder / f"{target}.wav").is_file() for target in TARGETS)
 
 
 def _run_on_ray(spec: RunSpec, todo: list[tuple[str, str]], address: str, report) -> list[str]:
