@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     separate.add_argument("--overwrite", action="store_true", help="redo songs whose stems already exist")
     separate.add_argument("--format", default="FLOAT", choices=OUTPUT_SUBTYPES,
                           help="WAV sample format of the stems (default: 32-bit float, never clips)")
+    separate.add_argument("--report", action="store_true",
+                          help="also write OUT/index.html: players and spectrograms of each song's stems")
     add_common(separate)
 
     info = commands.add_parser("info", help="show the members, their weight files and the blend")
@@ -92,6 +94,11 @@ def _separate(args) -> int:
     print(f"{done} separated, {skipped} skipped, {len(failed)} failed; stems in {args.out}")
     for result in failed:
         print(f"failed: {result.input}", file=sys.stderr)
+    if args.report:
+        from .listening import write_songs_page
+
+        page = write_songs_page(args.out, [(r.input, r.output) for r in results if r.status != "failed"])
+        print(f"listening page: {page.resolve().as_uri()}")
     return 1 if failed else 0
 
 
