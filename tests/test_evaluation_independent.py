@@ -1,0 +1,127 @@
+"""The evaluation harness against expectations computed another way: the
+oracles from their formulas with scipy's STFT, the summary from results.csv
+with pandas, the report over several runs, and the tune command line
+running no model a second time."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import signal
+
+from challenge.example import lay_out_stem_file
+from demix import TARGETS
+from evaluation.oracles import oracle_estimates
+from evaluation.scores import global_sdr
+
+PROJECT = Path(__file__).resolve().parents[1]
+N_FFT = 2048
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "evaluation", *map(str, args)], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=900)
+
+
+def scipy_oracle(kind: str, mixture: np.ndarray, stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The module docstring's formulas with scipy.signal's STFT (periodic Hann,
+    hop n_fft/4, even extension at the edges)."""
+    def stft(audio):
+        return signal.stft(audio.T, nperseg=N_FFT, noverlap=3 * N_FFT // 4, window="hann", boundary="even")[2]
+
+    def istft(spectrogram):
+        wave = signal.istft(spectrogram, nperseg=N_FFT, noverlap=3 * N_FFT // 4, window="hann")[1]
+        return wave[:, : len(mixture)].T
+
+    mix = stft(mixture.astype(np.float64))
+    magnitudes = {t: np.abs(stft(stems[t].astype(np.float64))) for t in TARGETS}
+    total = sum(magnitudes.values()) + 1e-10
+    masks = {
+        "irm": lambda t: magnitudes[t] / total * mix,
+        "ibm": lambda t: (magnitudes[t] / total > 0.5) * mix,
+        "mpi": lambda t: magnitudes[t] * np.exp(1j * np.angle(mix)),
+    }
+    return {t: istft(masks[kind](t)) for t in TARGETS}
+
+
+@pytest.mark.parametrize("kind", ["irm", "ibm", "mpi"])
+def test_oracles_equal_their_formulas_computed_with_scipy(track, kind):
+    stems = {t: track[1][t].T for t in TARGETS}
+    ours = oracle_estimates(kind, track[1]["mixture"].T, stems, n_fft=N_FFT)
+    expected = scipy_oracle(kind, track[1]["mixture"].T, stems)
+    inner = slice(N_FFT, -N_FFT)  # the two STFTs pad the last frame differently
+    for target in TARGETS:
+        agreement = global_sdr(expected[target][inner], ours[target][inner])
+        assert agreement > 60, f"{kind} {target}: {agreement:.1f} dB"
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, stem_files):
+    """irm in one results folder, mpi in another, over both real excerpts."""
+    root = tmp_path_factory.mktemp("hq")
+    for stem_file in stem_files:
+        lay_out_stem_file(stem_file, root / "test")
+    runs = {}
+    for method in ("irm", "mpi"):
+        out = tmp_path_factory.mktemp(method)
+        completed = run_cli("run", "--root", root, "--method", method, "--workers", 2, "--out", out)
+        assert completed.returncode == 0, completed.stderr
+        runs[method] = out
+    return root, runs
+
+
+def test_summary_is_the_median_of_medians_and_the_mean_global_sdr_of_results(two_runs):
+    _, runs = two_runs
+    for method, out in runs.items():
+        results = pd.read_csv(out / "results.csv")
+        summary = pd.read_csv(out / "summary.csv").set_index(["method", "target"])
+        museval_rows = results[results["metric"] != "global_SDR"]
+        medians = museval_rows.groupby(["method", "target", "metric"])["score"].median()
+        global_means = results[results["metric"] == "global_SDR"].groupby(["method", "target"])["score"].mean()
+        for target in TARGETS:
+            for metric in ("SDR", "SIR", "ISR", "SAR"):
+                assert summary.loc[(method, target), metric] == pytest.approx(medians[(method, target, metric)],
+                                                                              abs=1e-3)
+            assert summary.loc[(method, target), "global_SDR"] == pytest.approx(global_means[(method, target)],
+                                                                                abs=1e-3)
+
+
+def test_report_over_several_result_folders(two_runs, tmp_path):
+    _, runs = two_runs
+    completed = run_cli("report", runs["irm"], runs["mpi"], "--out", tmp_path, "--no-page")
+    assert completed.returncode == 0, completed.stderr
+    markdown = (tmp_path / "report.md").read_text()
+    # one row per method, labelled with its folder when several are compared
+    assert f"| irm ({runs['irm'].name}) |" in markdown and f"| mpi ({runs['mpi'].name}) |" in markdown
+    assert (tmp_path / "sdr_boxplot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_tune_command_line_runs_no_model_a_second_time(two_runs, tmp_path, user_models):
+    """The second run has the models taken away: it can only finish from the cache."""
+    root, _ = two_runs
+    models = tmp_path / "models"
+    shutil.copytree(user_models["umx"], models / "my_umx")
+    shutil.copy2(user_models["demucs"], models / "my_demucs.th")
+    config = tmp_path / "config.toml"
+    config.write_text('[separation]\nblock_seconds = 5\ncompute = "eager"\n\n'
+                      '[[members]]\nname = "demucs"\nmodel = "models/my_demucs.th"\nweights = 0.5\n\n'
+                      '[[members]]\nname = "umx"\nmodel = "models/my_umx"\nweights = 0.5\n')
+    track = sorted(path.name for path in (root / "test").iterdir())[0]
+    arguments = ("tune", "--root", root, "--subset", "test", "--tracks", track, "--config", config,
+                 "--out", tmp_path / "tuning", "--steps", 1, "--wiener", 0, "--workers", 2)
+    first = run_cli(*arguments)
+    assert first.returncode == 0, first.stderr
+    cached = sorted((tmp_path / "tuning" / "cache").rglob("*.wav"))
+    assert len(cached) == 2 * len(TARGETS)
+    stamps = [path.stat().st_mtime_ns for path in cached]
+    shutil.rmtree(models)
+    second = run_cli(*arguments)
+    assert second.returncode == 0, second.stderr
+    assert [path.stat().st_mtime_ns for path in cached] == stamps
+    assert (tmp_path / "tuning" / "tuned.toml").is_file()
