@@ -181,8 +181,51 @@ def test_sdx_adapter_keys_and_shapes(monkeypatch, user_config, track, shape):
 
 
 def test_test_py_without_weights_says_which_and_how(tmp_path):
-    completed = run_test_py(cwd=tmp_path, env={"DEMIX_MODELS": str(tmp_path / "no_models"), "DEMIX_CONFIG": ""})
+    default = PROJECT / "demix" / "default.toml"  # whatever my_submission/config.toml a participant has
+    completed = run_test_py(cwd=tmp_path, env={"DEMIX_MODELS": str(tmp_path / "no_models"), "DEMIX_CONFIG": str(default)})
     assert completed.returncode == 1
     assert "955717e8-8726e21a.th" in completed.stdout and "python -m demix weights fetch" in completed.stdout
     # the bundled example was laid out on first use
     assert (tmp_path / "data" / "test" / "The Easton Ellises - Falcon 69" / "vocals.wav").is_file()
+
+
+def test_test_py_exits_1_on_a_failed_song_and_follows_the_grader_variables(tmp_path, test_dir):
+    """The limits come from the grader's variables (defaults 900 s and 240 s); a song that raises fails the run."""
+    env = {"PYTHONPATH": str(PROJECT / "tests"), "MISBEHAVE_SONG": song_dirs(test_dir)[0].name}
+    failed = run_test_py("--data", test_dir, "--results", tmp_path / "a", "--submission",
+                         "grader_predictors:RaisingPredictor", env=env)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    report = json.loads((tmp_path / "a" / "grader_report.json").read_text())
+    assert [song["status"] for song in report["songs"]] == ["error", "ok"]
+    assert all(song["limit"] == 240 for song in report["songs"]) and not report["passed"]
+    passed = run_test_py("--data", test_dir, "--results", tmp_path / "b", "--submission",
+                         "grader_predictors:QuarterPredictor",
+                         env={**env, "INFERENCE_PER_MUSIC_TIMEOUT_SECONDS": "77"})
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    report = json.loads((tmp_path / "b" / "grader_report.json").read_text())
+    assert all(song["limit"] == 77 for song in report["songs"]) and report["passed"]
+
+
+def test_the_evaluator_reads_the_grader_limits_and_folders(monkeypatch, tmp_path):
+    from evaluator.music_demixing import MusicDemixingPredictor
+
+    for name in ("INFERENCE_SETUP_TIMEOUT_SECONDS", "INFERENCE_PER_MUSIC_TIMEOUT_SECONDS", "TEST_DATASET_PATH",
+                 "RESULTS_DATASET_PATH", "PARTIAL_RUN_MUSIC_NAMES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    predictor = MusicDemixingPredictor()
+    assert (predictor.inference_setup_timeout, predictor.inference_per_music_timeout) == (900, 240)
+    assert predictor.test_data_path == f"{tmp_path}/data/test/"
+    assert predictor.results_data_path == f"{tmp_path}/data/results/"
+    monkeypatch.setenv("INFERENCE_SETUP_TIMEOUT_SECONDS", "60")
+    monkeypatch.setenv("INFERENCE_PER_MUSIC_TIMEOUT_SECONDS", "30")
+    (tmp_path / "data" / "test" / "a").mkdir(parents=True)
+    (tmp_path / "data" / "test" / "b").mkdir()
+    (tmp_path / "data" / "test" / "notes.txt").write_text("not a song")
+    monkeypatch.setenv("PARTIAL_RUN_MUSIC_NAMES", "b")
+    predictor = MusicDemixingPredictor()
+    assert (predictor.inference_setup_timeout, predictor.inference_per_music_timeout) == (60, 30)
+    assert predictor.get_all_music_names() == ["b"]
+    assert predictor.get_music_file_location("b").endswith("data/test/b/mixture.wav")
+    assert predictor.get_music_file_location("b", "drums").endswith("data/results/b/drums.wav")
+    assert (tmp_path / "data" / "results" / "b").is_dir()
