@@ -397,7 +397,7 @@ def write_songs_page(out_root: Path, songs: Iterable[tuple[Path, Path]],
         contents.append(f'<li><a href="#{esc(anchor)}">{esc(name)}</a></li>')
     body = (
         "<header><h1>Separated songs</h1><p>Each player plays the same window of its song: the "
-        f"{window_seconds:g} s where the mixture is loudest. Spectrograms of a song share one colour scale "
+        f"{window_seconds:g} s where the mixture is loudest (the whole song where it is shorter). Spectrograms of a song share one colour scale "
         f"(0 dB: the loudest bin of the mixture's window). Stems in this order: {', '.join(TARGETS)}.</p>"
         f"<nav><ul>{''.join(contents)}</ul></nav></header>\n" + "\n".join(sections)
     )

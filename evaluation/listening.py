@@ -114,7 +114,8 @@ def write_report_page(out: Path, loaded: list[tuple[Path, dict]], summary, boxpl
     body = (
         "<header><h1>Listening report</h1>"
         f"<p>{len(runs)} methods, {len(tracks)} tracks, from {', '.join(page.esc(f) for f in folders)}. "
-        f"Every player of a track's target plays the same {window_seconds:g} s window, "
+        f"Every player of a track's target plays the same {window_seconds:g} s window (the whole track where "
+        "it is shorter), "
         + ("from the start you chose" if window_start is not None else "where that target's reference is loudest")
         + ".</p><nav><a href=\"#methods\">methods</a> · <a href=\"#tracks\">tracks</a></nav></header>\n"
         + _overview(summary, runs, colours, tracks, boxplot, out)
