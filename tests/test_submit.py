@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from challenge.challenges import aicrowd_json_for
+from demix.weights import get_official
 from conftest import save_demucs_package, tiny_demucs_model, tiny_openunmix_folder
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,9 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
-def submit(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
+def submit(repo: Path, home: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DEMIX_CONFIG", "DEMIX_MODELS")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), **extra_env)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run([sys.executable, "-m", "challenge", "submit", *args], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -181,3 +182,85 @@ def test_submit_refuses_an_id_no_challenge_uses(participant_repo):
     assert result.returncode == 1
     assert "'music-demixing-challenge' is not the id of a challenge this kit knows" in result.stderr
     assert "python -m challenge use mdx21|sdx23" in result.stderr
+
+
+def _commit_filled_in(repo: Path, config: str | None = None) -> None:
+    """aicrowd.json filled in, an aicrowd remote (unless one is there), everything committed."""
+    if git(repo, "remote") == "":
+        remote = repo.parent / "aicrowd.git"
+        git(repo.parent, "init", "-q", "--bare", str(remote))
+        git(repo, "remote", "add", "aicrowd", str(remote))
+    manifest = {**aicrowd_json_for("mdx21"), "authors": ["participant"]}
+    (repo / "aicrowd.json").write_text(json.dumps(manifest))
+    if config is not None:
+        (repo / "my_submission" / "config.toml").write_text(config)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "my submission")
+
+
+def test_submit_refuses_missing_damaged_and_outside_weights(participant_repo, tmp_path):
+    repo, home = participant_repo
+    outside = save_demucs_package(tiny_demucs_model(), tmp_path / "elsewhere" / "outside.th")
+    (repo / "models" / "umxhq").mkdir(parents=True)
+    for file in get_official("umxhq").files:  # the official names, the wrong bytes
+        (repo / "models" / file.path).write_bytes(b"not the weights")
+    _commit_filled_in(repo, SUBMISSION_CONFIG + f"""
+[[members]]
+name = "gone"
+model = "../models/mine/absent.th"
+weights = 0.1
+
+[[members]]
+name = "far"
+model = "{outside}"
+weights = 0.1
+
+[[members]]
+name = "hq"
+model = "umxhq"
+weights = 0.1
+""")
+    log_in(home)
+    result = submit(repo, home, "first", "--dry-run")
+    assert result.returncode == 1
+    message = result.stderr
+    assert "absent.th (member gone) is missing" in message
+    assert "outside.th (member far) is outside the repository" in message
+    assert "(member hq) is missing or damaged" in message and "python -m demix weights fetch umxhq" in message
+    assert "local grader" not in message  # not run while the weights are not in order
+
+
+def test_submit_refuses_when_git_lfs_filters_are_not_set_up(participant_repo):
+    repo, home = participant_repo
+    _commit_filled_in(repo)
+    log_in(home)
+    for key in ("filter.lfs.clean", "filter.lfs.smudge", "filter.lfs.process", "filter.lfs.required"):
+        git(repo, "config", "--local", "--unset-all", key)
+    # a machine where nobody ran `git lfs install` (Debian's git-lfs package may set it up system-wide)
+    result = submit(repo, home, "first", "--dry-run", GIT_CONFIG_NOSYSTEM="1")
+    assert result.returncode == 1
+    assert "git-lfs is installed but not set up" in result.stderr and "git lfs install" in result.stderr
+
+
+def test_submit_refuses_when_the_local_grader_fails(participant_repo):
+    repo, home = participant_repo
+    broken = repo / "models" / "mine" / "my_demucs.th"
+    broken.write_bytes(b"truncated" * 100)  # present and on git-lfs, but not a model
+    _commit_filled_in(repo)
+    log_in(home)
+    result = submit(repo, home, "first", "--dry-run")
+    assert result.returncode == 1, result.stdout
+    assert "python test.py --protocol mdx21 failed on the commit" in result.stderr
+    assert "my_demucs.th" in result.stdout + result.stderr
+    assert git(repo, "tag") == ""
+
+
+def test_a_failed_push_removes_the_local_tag(participant_repo, tmp_path):
+    repo, home = participant_repo
+    git(repo, "remote", "add", "aicrowd", str(tmp_path / "no-such-remote.git"))
+    _commit_filled_in(repo)
+    log_in(home)
+    result = submit(repo, home, "first")
+    assert result.returncode == 1
+    assert "failed" in result.stderr and "the local tag submission-first was removed" in result.stderr
+    assert git(repo, "tag") == ""
