@@ -225,7 +225,7 @@ def read_excerpt(path: Path, window: Window) -> np.ndarray:
     try:
         with sf.SoundFile(str(path)) as handle:
             if handle.samplerate != window.rate:
-                raise AudioError(f"{path}: {handle.samplerate} Hz, expected {window.rate} Hz like its reference")
+                raise AudioError(f"{path}: {handle.samplerate} Hz, expected {window.rate} Hz like the mixture")
             handle.seek(min(window.start, handle.frames))
             data = handle.read(window.length, dtype="float32", always_2d=True)
     except (OSError, sf.LibsndfileError, RuntimeError) as error:
@@ -397,8 +397,9 @@ def write_songs_page(out_root: Path, songs: Iterable[tuple[Path, Path]],
         contents.append(f'<li><a href="#{esc(anchor)}">{esc(name)}</a></li>')
     body = (
         "<header><h1>Separated songs</h1><p>Each player plays the same window of its song: the "
-        f"{window_seconds:g} s where the mixture is loudest (the whole song where it is shorter). Spectrograms of a song share one colour scale "
-        f"(0 dB: the loudest bin of the mixture's window). Stems in this order: {', '.join(TARGETS)}.</p>"
+        f"{window_seconds:g} s where the mixture is loudest (the whole song where it is shorter). "
+        "Spectrograms of a song share one colour scale (0 dB: the loudest bin of the mixture's window). "
+        f"Stems in this order: {', '.join(TARGETS)}.</p>"
         f"<nav><ul>{''.join(contents)}</ul></nav></header>\n" + "\n".join(sections)
     )
     return write_page(out_root / "index.html", "Separated songs", body)

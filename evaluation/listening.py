@@ -216,10 +216,18 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def _keep_hint(run: MethodRun) -> str:
-    return (f"estimates not kept: <code>python -m evaluation run --root ROOT --method {page.esc(run.method)} "
-            f"--keep-estimates --out {page.esc(run.folder)}</code> separates again the tracks whose estimates "
-            "are missing, and keeps them")
+def _keep_hint(run: MethodRun, result: dict) -> str:
+    import shlex
+
+    from evaluation.oracles import ORACLES
+
+    data = result.get("data") or {}
+    command = ["python", "-m", "evaluation", "run", "--root", data.get("root", "ROOT"),
+               "--subset", data.get("subset", "test"), "--method", run.method, "--keep-estimates",
+               "--out", str(run.folder)]
+    models = "" if run.method in ORACLES else " (with the run's --config and --models)"
+    return (f"estimates not kept: <code>{page.esc(shlex.join(command))}</code>{models} separates again the "
+            "tracks whose estimates are missing, and keeps them")
 
 
 def _track_section(out, track, anchor, runs, colours, references, window_seconds, window_start) -> str:
@@ -233,7 +241,7 @@ def _track_section(out, track, anchor, runs, colours, references, window_seconds
         parts.append(f'<p class="note">No players or spectrograms: {page.esc(problem)}.</p>')
     missing = [run for run in present if not all(run.estimate_path(track, t).is_file() for t in TARGETS)]
     for run in missing:
-        parts.append(f'<p class="note">{page.esc(run.name)}: {_keep_hint(run)}.</p>')
+        parts.append(f'<p class="note">{page.esc(run.name)}: {_keep_hint(run, run.results[track])}.</p>')
     assets = out / page.ASSETS / anchor
     for target in TARGETS:
         parts.append(_target_group(out, assets, track, target, runs, colours, loaded, window_seconds, window_start))

@@ -193,7 +193,9 @@ def test_the_page_shows_the_runs_scores_and_says_how_to_keep_estimates(evaluatio
     for score in table["score"].dropna():
         assert any(abs(score - value) <= 1e-5 * max(1.0, abs(score)) for value in values), score
     assert html.count("estimates not kept:") == 1  # mpi on one track
-    assert "--method mpi --keep-estimates" in html and "not run on this track" not in html
+    root = json.loads((out / "scores" / "mpi" / f"{UNKEPT}.json").read_text())["data"]["root"]
+    assert f"--root {root} --subset test --method mpi --keep-estimates --out {out}</code>" in html
+    assert "not run on this track" not in html
 
 
 def test_a_moved_data_root_is_named_on_the_page(evaluation_page, tmp_path):
