@@ -365,6 +365,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, root, trai
         for key, value in files.load_torch(files.weights_file(trained, target)).items():
             assert torch.equal(best[key], value), (target, key)
     assert [e["valid_loss"] for e in final["log"]] == [e["valid_loss"] for e in reference["log"]]
+    assert not list(output.glob(".*")), "temporary files left behind"
 
     again = run_training("fit", "--root", root, "--output", output, *RESUMED_RUN, "--seed", "8", "--resume",
                          check=False)

@@ -51,6 +51,7 @@ def fit(options: FitOptions, models_dir: Path | None = None) -> Path:
     options = _absolute_paths(options)
     output = Path(options.output)
     files.check_writable(output)
+    files.remove_partial_files(output)
     checkpoint_path = output / files.CHECKPOINT
     if options.resume and not checkpoint_path.is_file():
         raise DemixError(f"{output}: no {files.CHECKPOINT} here to resume")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from demix.atomic import write_json_atomically
+from demix.atomic import atomic_path, write_json_atomically
 from demix.errors import DemixError
 
 CHECKPOINT = "checkpoint.pt"
@@ -53,21 +53,15 @@ def check_writable(output: Path) -> None:
         raise DemixError(f"{output}: cannot write the model folder here ({error.strerror or error})") from None
 
 
+def remove_partial_files(output: Path) -> None:
+    """Temporary files a killed run left behind (``demix.atomic`` names them ``.<name>.*.part*``)."""
+    for leftover in Path(output).glob(".*.part*"):
+        leftover.unlink(missing_ok=True)
+
+
 def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """``data`` into a temporary file beside ``path``, flushed to disk, then renamed into place."""
-    path = Path(path)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temp, 0o666 & ~mask)  # mkstemp's 0600 would hide the model from other users (a container's)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
 
 
 def save_torch_atomically(path: Path, data) -> None:
