@@ -4,8 +4,9 @@
 #     this machine's Python, python3-venv and python3-dev where missing, and git-lfs (weights
 #     travel in the submission repository on git-lfs);
 #   - a virtual environment in .venv with the pinned Python dependencies: requirements.txt;
-#     --aicrowd adds requirements-aicrowd.txt (the `aicrowd` command); --dev adds the test tools
-#     (requirements-dev.txt) and the system packages the tests run for real (apt-dev.txt).
+#     --aicrowd adds requirements-aicrowd.txt (the `aicrowd` command); --train adds what training's
+#     pitch/tempo augmentation runs (requirements-train.txt, apt-train.txt); --dev adds the test tools
+#     (requirements-dev.txt), the system packages the tests run for real (apt-dev.txt) and --train's.
 # apt.txt and requirements*.txt are the one source of the versions: the Dockerfile runs this
 # script, and environment.yml is generated from them (scripts/write_environment_yml.py).
 set -euo pipefail
@@ -15,9 +16,10 @@ requirements=(-r requirements.txt)
 apt_lists=(apt.txt)
 for option in "$@"; do
   case "$option" in
-    --dev) requirements+=(-r requirements-dev.txt); apt_lists+=(apt-dev.txt) ;;
+    --dev) requirements+=(-r requirements-dev.txt); apt_lists+=(apt-dev.txt apt-train.txt) ;;
+    --train) requirements+=(-r requirements-train.txt); apt_lists+=(apt-train.txt) ;;
     --aicrowd) requirements+=(-r requirements-aicrowd.txt) ;;
-    *) echo "setup: unknown option $option (use --dev or --aicrowd)" >&2; exit 2 ;;
+    *) echo "setup: unknown option $option (use --dev, --train or --aicrowd)" >&2; exit 2 ;;
   esac
 done
 PYTHON=${PYTHON:-python3.11}

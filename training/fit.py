@@ -92,7 +92,7 @@ def check_repitch_tools() -> None:
         missing.append("torchcodec (torchaudio.load reads with it)")
     if missing:
         raise DemixError(f"pitch/tempo augmentation needs {' and '.join(missing)}: install them with "
-                         "`bash scripts/setup.sh --dev`, or train without it: --repitch-proba 0")
+                         "`bash scripts/setup.sh --train`, or train without it: --repitch-proba 0")
 
 
 def resolve_device(name: str) -> torch.device:
