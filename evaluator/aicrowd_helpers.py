@@ -11,6 +11,7 @@ does nothing, so a local run needs no Redis.
 import os
 
 import aicrowd_api
+import aicrowd_api.events  # loaded explicitly: aicrowd-cli's copy of aicrowd_api/__init__.py is empty
 
 #: Prefix of the payload's ``event_type``, naming the challenge.
 EVENT_PREFIX = "music_demixing"

@@ -69,4 +69,12 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch and torchaudio wheels are large (about 2.6 GB with their CUDA libraries); pip caches them.
 .venv/bin/python -m pip install --quiet "${requirements[@]}"
-.venv/bin/python -c "import torch, torchaudio, openunmix, demucs, stempeg, museval; print('setup: ok, torch', torch.__version__)"
+# aicrowd-cli ships its own files under aicrowd_api/ and overwrites aicrowd-api's (an empty
+# __init__.py among them), which breaks the graders' `aicrowd_api.events.AIcrowdEvents`: the
+# grader's library is put back last, at its pin in requirements.txt.
+if [[ " ${requirements[*]} " == *requirements-aicrowd.txt* || " ${requirements[*]} " == *requirements-dev.txt* ]]; then
+  .venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$(grep -E '^aicrowd-api==' requirements.txt)"
+fi
+.venv/bin/python -c "import torch, torchaudio, openunmix, demucs, stempeg, museval, aicrowd_api
+aicrowd_api.events.AIcrowdEvents  # what the MDX 2021 grader's evaluator/aicrowd_helpers.py uses
+print('setup: ok, torch', torch.__version__)"
