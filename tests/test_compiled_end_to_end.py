@@ -68,7 +68,7 @@ def test_the_predictor_compiles_in_setup_and_not_inside_a_song(configs, compile_
     monkeypatch.setenv("DEMIX_CONFIG", str(configs["compiled"]))
     monkeypatch.setenv("TEST_DATASET_PATH", str(example.parent))
     monkeypatch.setenv("RESULTS_DATASET_PATH", str(tmp_path / "results"))
-    sys.path.insert(0, str(PROJECT))
+    monkeypatch.syspath_prepend(str(PROJECT))
     from predict import DemixPredictor
 
     predictor = DemixPredictor()

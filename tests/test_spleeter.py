@@ -169,7 +169,7 @@ def _link_checkpoints(folder: Path, names: dict[str, str]) -> Path:
 
 def test_a_user_folder_of_converted_checkpoints(tmp_path, tracks):
     mix = torch.from_numpy(tracks[ROCK]["mixture"][:, :127 * HOP].copy())  # 128 frames: 4 fill one patch
-    two = _link_checkpoints(tmp_path / "two", {"vocals": "vocals", "accompaniment": "accompaniment"})
+    _link_checkpoints(tmp_path / "two", {"vocals": "vocals", "accompaniment": "accompaniment"})
     config = parse_config({"members": [{"model": "./two"}]}, tmp_path / "config.toml")
     assert config.members[0].family == "spleeter" and not config.members[0].is_packaged
     user = load_member(config.members[0], tmp_path).separate(mix)
