@@ -4,6 +4,7 @@ happens in setup (`prediction_setup`), never inside a song."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,24 +61,31 @@ def test_the_command_line_in_the_default_mode_gives_eagers_stems(configs, compil
         assert np.max(np.abs(runs["compiled"][target] - runs["eager"][target])) <= TOLERANCE, target
 
 
-def test_the_predictor_compiles_in_setup_and_not_inside_a_song(configs, compile_cache, example, tmp_path,
-                                                             monkeypatch):
-    import torch._dynamo.utils
+#: Run in its own process: kernels compiled in this one would stay in memory and hide a real
+#: compile from later tests (tests/test_compute.py's fallback test needs one).
+PREDICTOR_PROBE = """
+import json, sys, torch._dynamo.utils
+from predict import DemixPredictor
+from demix import TARGETS
+name = sys.argv[1]
+predictor = DemixPredictor()
+predictor.prediction_setup()
+in_setup = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+locate = predictor.get_music_file_location
+predictor.prediction(mixture_file_path=locate(name), **{f"{t}_file_path": locate(name, t) for t in TARGETS})
+print(json.dumps({"compiled": predictor.ensemble.compiled, "in_setup": in_setup,
+                  "after_song": torch._dynamo.utils.counters["stats"]["unique_graphs"],
+                  "verified": predictor.verify_results(name)}))
+"""
 
-    monkeypatch.setenv("DEMIX_COMPILE_CACHE", str(compile_cache))
-    monkeypatch.setenv("DEMIX_CONFIG", str(configs["compiled"]))
-    monkeypatch.setenv("TEST_DATASET_PATH", str(example.parent))
-    monkeypatch.setenv("RESULTS_DATASET_PATH", str(tmp_path / "results"))
-    monkeypatch.syspath_prepend(str(PROJECT))
-    from predict import DemixPredictor
 
-    predictor = DemixPredictor()
-    predictor.prediction_setup()
-    assert predictor.ensemble.compiled
-    compiled_in_setup = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    assert compiled_in_setup > 0
-    locate = predictor.get_music_file_location
-    predictor.prediction(mixture_file_path=locate(example.name),
-                         **{f"{t}_file_path": locate(example.name, t) for t in TARGETS})
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == compiled_in_setup, "compiled inside the song"
-    assert predictor.verify_results(example.name)
+def test_the_predictor_compiles_in_setup_and_not_inside_a_song(configs, compile_cache, example, tmp_path):
+    env = {**os.environ, "DEMIX_COMPILE_CACHE": str(compile_cache), "DEMIX_CONFIG": str(configs["compiled"]),
+           "TEST_DATASET_PATH": str(example.parent), "RESULTS_DATASET_PATH": str(tmp_path / "results")}
+    completed = subprocess.run([sys.executable, "-c", PREDICTOR_PROBE, example.name], cwd=PROJECT, env=env,
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr
+    probe = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert probe["compiled"] and probe["in_setup"] > 0
+    assert probe["after_song"] == probe["in_setup"], "compiled inside the song"
+    assert probe["verified"]
