@@ -33,6 +33,7 @@ from .compute import COMPILED_MODES, CUDA_ONLY_MODES, compile_cache_dir
 from .errors import ConfigError, DemixError, first_line
 from .members import Member, load_member
 from .postfilter import WienerPostFilter
+from .statistics import SongStatistics
 from .stream import EngineMix
 
 #: Blocks shorter than this are zero-padded before separation (Open-Unmix's
@@ -147,23 +148,38 @@ class Ensemble:
         """Whole-track convenience: (2, frames) -> (targets, 2, frames)."""
         return torch.cat(list(self.separate_blocks(mix, progress)), dim=-1)
 
-    def separate_blocks(self, mix: torch.Tensor | EngineMix, progress: str | None = None) -> Iterator[torch.Tensor]:
+    @property
+    def needs_song_statistics(self) -> bool:
+        """Whether a member normalises by the whole song (:mod:`demix.statistics`)."""
+        return any(member.needs_song_statistics for member in self.members)
+
+    def separate_blocks(
+        self, mix: torch.Tensor | EngineMix, progress: str | None = None, statistics: SongStatistics | None = None,
+    ) -> Iterator[torch.Tensor]:
         """Yield finished audio (targets, 2, n) block by block, in order; the
         pieces concatenate to exactly ``mix``'s length. ``mix``: a (2, frames)
         tensor at the engine's rate, or an :class:`~demix.stream.EngineMix`
-        that resamples the input as its blocks are read. ``progress``: a label
-        for a progress bar over blocks (None: no bar)."""
+        that resamples the input as its blocks are read. ``statistics``: the
+        whole song's, which an :class:`~demix.stream.EngineMix` cannot give
+        before it is read (:func:`demix.stream.song_statistics` measures them);
+        for a tensor they are computed here when a member needs them.
+        ``progress``: a label for a progress bar over blocks (None: no bar)."""
         if isinstance(mix, torch.Tensor):
             if mix.dim() != 2 or mix.shape[0] != 2:
                 raise ValueError(f"expected a stereo mixture of shape (2, frames), got {tuple(mix.shape)}")
             length, read = mix.shape[-1], lambda start, stop: mix[:, start:stop]
+            if statistics is None and self.needs_song_statistics:
+                statistics = SongStatistics.of(mix)
         else:
             length, read = mix.length, mix.read
+            if statistics is None and self.needs_song_statistics:
+                raise ValueError("a member normalises by the whole song: pass its statistics "
+                                 "(demix.stream.song_statistics) with a streamed mixture")
         plan = BlockPlan(length, self.block, self.overlap)
         pending = None  # the previous block's overlapping tail, not yet final
         bar = tqdm.tqdm(plan, total=len(plan), desc=progress, unit="block", leave=False, disable=progress is None)
         for start, stop in bar:
-            estimates = self._separate_block(read(start, stop))
+            estimates = self._separate_block(read(start, stop), statistics)
             if pending is not None:
                 width = pending.shape[-1]
                 fade_in = torch.linspace(0.0, 1.0, width + 2)[1:-1]
@@ -175,7 +191,7 @@ class Ensemble:
                 finished = estimates
             yield finished
 
-    def _separate_block(self, block: torch.Tensor) -> torch.Tensor:
+    def _separate_block(self, block: torch.Tensor, statistics: SongStatistics | None = None) -> torch.Tensor:
         length = block.shape[-1]
         min_length = int(MIN_BLOCK_SECONDS * SAMPLE_RATE)
         if length < min_length:
@@ -184,7 +200,7 @@ class Ensemble:
         blend = torch.zeros((len(TARGETS),) + block.shape, device=self.device)
         for member in self.members:
             member_input = resample(block, SAMPLE_RATE, member.sample_rate)
-            for target, estimate in member.separate(member_input).items():
+            for target, estimate in member.separate(member_input, statistics).items():
                 weight = self.weights[target].get(member.name, 0.0)
                 if weight:
                     blend[TARGETS.index(target)] += weight * resample(

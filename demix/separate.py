@@ -26,7 +26,7 @@ from . import SAMPLE_RATE, TARGETS
 from .audio import Audio, AudioFile, open_audio, open_stem_writers, song_name, stem_paths
 from .ensemble import Ensemble
 from .errors import AudioError, DemixError
-from .stream import BlockResampler, EngineMix
+from .stream import BlockResampler, EngineMix, song_statistics
 
 
 @dataclass
@@ -42,7 +42,8 @@ def stream_stems(ensemble: Ensemble, source: Audio | AudioFile, progress: str | 
     """The stems of ``source`` as (targets, channels, n) float32 pieces, in
     order, at its rate and channel count: exactly ``source.frames`` in all."""
     back = BlockResampler(SAMPLE_RATE, source.sample_rate, source.frames)
-    for block in ensemble.separate_blocks(EngineMix(source), progress):
+    statistics = song_statistics(source) if ensemble.needs_song_statistics else None
+    for block in ensemble.separate_blocks(EngineMix(source), progress, statistics):
         if source.channels == 1:
             block = block.mean(dim=1, keepdim=True)
         piece = back.feed(block)

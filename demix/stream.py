@@ -28,6 +28,7 @@ import torch
 
 from . import SAMPLE_RATE
 from .audio import READ_SECONDS, Audio, AudioFile, engine_length
+from .statistics import SongStatistics
 
 
 class BlockResampler:
@@ -120,3 +121,12 @@ class EngineMix:
         self._buffer = self._buffer[:, start - self._offset:]
         self._offset = start
         return self._buffer[:, : stop - start].clone()
+
+
+def song_statistics(source: Audio | AudioFile, read_seconds: float = READ_SECONDS) -> SongStatistics:
+    """The whole song's :class:`~demix.statistics.SongStatistics` at the
+    engine's rate, in one streaming pass over ``source`` before separation
+    (a file is decoded once more for it; memory holds one piece)."""
+    mix = EngineMix(source, read_seconds)
+    step = max(1, int(read_seconds * SAMPLE_RATE))
+    return SongStatistics.measure(mix.read(start, min(start + step, mix.length)) for start in range(0, mix.length, step))

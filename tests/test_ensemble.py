@@ -24,7 +24,7 @@ class KnownMember(Member):
         self.stems = stems
         self.targets = tuple(stems)
 
-    def separate(self, mix):
+    def separate(self, mix, statistics=None):
         return {target: stem[:, : mix.shape[-1]] for target, stem in self.stems.items()}
 
     def to(self, device):
@@ -39,7 +39,7 @@ class FractionMember(Member):
         self.fractions = fractions
         self.targets = tuple(fractions)
 
-    def separate(self, mix):
+    def separate(self, mix, statistics=None):
         return {target: fraction * mix for target, fraction in self.fractions.items()}
 
     def to(self, device):
@@ -178,3 +178,24 @@ def test_cuda_matches_cpu(user_config, truth):
     cpu = Ensemble.from_config(load_config(user_config), default_models_dir(), "cpu").separate(mix)
     gpu = Ensemble.from_config(load_config(user_config), default_models_dir(), "cuda").separate(mix)
     assert global_sdr(cpu.numpy(), gpu.numpy()) > 60
+
+
+def test_song_statistics_streamed_equal_those_of_the_whole_array(tmp_path, track):
+    """One streaming pass over a file (at 48 kHz, so through the resampler)
+    gives the statistics of the engine-rate mixture held in memory."""
+    import soundfile as sf
+
+    from demix.audio import open_audio
+    from demix.statistics import SongStatistics
+    from demix.stream import EngineMix, song_statistics
+
+    mix = track[1]["mixture"]
+    path = tmp_path / "song.wav"
+    sf.write(path, mix.T, 48000, subtype="FLOAT")
+    source = open_audio(path)
+    streamed = song_statistics(source, read_seconds=0.7)
+    whole = SongStatistics.of(EngineMix(source, read_seconds=100).read(0, 10**9))
+    assert streamed.mean == pytest.approx(whole.mean, abs=1e-9)
+    assert streamed.std == pytest.approx(whole.std, rel=1e-9)
+    reference = torch.from_numpy(mix).mean(0)
+    assert SongStatistics.of(torch.from_numpy(mix)).std == pytest.approx(reference.std().item(), rel=1e-5)

@@ -6,6 +6,8 @@ import abc
 
 import torch
 
+from ..statistics import SongStatistics
+
 
 class Member(abc.ABC):
     """A pretrained separator: a stereo mixture at ``sample_rate`` in, one
@@ -23,6 +25,9 @@ class Member(abc.ABC):
     targets: tuple[str, ...]
     #: Where the weights came from, for ``python -m demix info``.
     source: str
+    #: Whether :meth:`separate` normalises by the whole song's statistics
+    #: (:mod:`demix.statistics`); the ensemble measures them before the first block.
+    needs_song_statistics: bool = False
 
     @property
     def block_multiple(self) -> int:
@@ -38,8 +43,10 @@ class Member(abc.ABC):
         """Run uncompiled (keeping the precision of the mode)."""
 
     @abc.abstractmethod
-    def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``mix``: (2, frames) float32 on the member's device. Returns
+    def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
+        """``mix``: (2, frames) float32 on the member's device, one block of
+        a song whose :class:`~demix.statistics.SongStatistics` are
+        ``statistics`` (None: ``mix`` is the whole song). Returns
         ``{target: (2, frames)}`` for each of :attr:`targets`."""
 
     @abc.abstractmethod

@@ -34,6 +34,7 @@ from .. import TARGETS
 from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
 from ..errors import WeightsError, first_line
 from ..safe_load import UnsafeWeightsError, load_weights
+from ..statistics import SongStatistics
 from ..weights import _hash_of, file_status, files_of_model, get_official, missing_file_error, sha256_of
 from .base import Member
 from .segment_batches import SegmentBatcher
@@ -226,11 +227,15 @@ class DemucsMember(Member):
         for network in self.networks:
             network._compiled_call_impl = None  # how nn.Module.compile is undone
 
-    def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+    needs_song_statistics = True
+
+    def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
+        """Normalised as ``demucs.api.Separator`` does, by the whole song's
+        mono mean and std (:mod:`demix.statistics`), not the block's."""
         channels = self.model.audio_channels
         model_input = mix.mean(dim=0, keepdim=True) if channels == 1 else mix
-        reference = model_input.mean(0)
-        mean, std = reference.mean(), reference.std() + 1e-8
+        statistics = SongStatistics.of(mix) if statistics is None else statistics
+        mean, std = statistics.mean, statistics.std + 1e-8
         saved_state = random.getstate()
         random.seed(self.seed)  # apply_model draws its shifts from `random`
         try:

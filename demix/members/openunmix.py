@@ -22,6 +22,7 @@ from openunmix import model as umx_model
 from .. import TARGETS
 from ..errors import WeightsError, first_line
 from ..safe_load import load_weights
+from ..statistics import SongStatistics
 from ..weights import get_official, missing_file_error, file_status
 from .base import Member
 
@@ -111,7 +112,7 @@ class OpenUnmixMember(Member):
             raise WeightsError(f"{folder}: not a loadable Open-Unmix model folder ({first_line(error)})") from None
         return cls(name, separator, channels=settings["nb_channels"], source=f"Open-Unmix folder {folder}")
 
-    def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+    def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
         model_input = mix.mean(dim=0, keepdim=True) if self._channels == 1 else mix
         with torch.no_grad():
             estimates = self.separator(model_input[None])[0]

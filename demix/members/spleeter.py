@@ -41,6 +41,7 @@ from .. import SAMPLE_RATE, TARGETS
 from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
 from ..errors import WeightsError, first_line
 from ..safe_load import UnsafeWeightsError, load_weights
+from ..statistics import SongStatistics
 from ..weights import packaged_models
 from .base import Member
 
@@ -225,7 +226,7 @@ class SpleeterMember(Member):
         self.window = self.window.to(device)
         return self
 
-    def separate(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+    def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
         length = mix.shape[-1]
         with torch.no_grad():
             spectrum = torch.stft(mix, N_FFT, HOP, window=self.window, center=True, pad_mode="constant",
