@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import example_stem_file
 from demix import SAMPLE_RATE, TARGETS
 from evaluation.scores import global_sdr
 
@@ -35,7 +36,7 @@ def without_network() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, track, stem_files):
+def inputs(tmp_path_factory, track):
     folder = tmp_path_factory.mktemp("promises")
     mixture = track[1]["mixture"][:, : SAMPLE_RATE * SECONDS].T  # (frames, 2)
     mono = mixture.mean(axis=1)
@@ -44,7 +45,7 @@ def inputs(tmp_path_factory, track, stem_files):
     sf.write(folder / "silence.wav", np.zeros((SAMPLE_RATE * SECONDS, 2), np.float32), SAMPLE_RATE, subtype="PCM_16")
     sf.write(folder / "song.ogg", mixture, SAMPLE_RATE, format="OGG", subtype="VORBIS")
     # the same NI stems file as .stem.m4a (MUSDB18's files are AAC in an MP4 container either way)
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(stem_files[0]), "-map", "0", "-c", "copy",
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(example_stem_file()), "-map", "0", "-c", "copy",
                     str(folder / "other song.stem.m4a")], check=True)
     return folder
 

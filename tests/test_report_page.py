@@ -99,10 +99,10 @@ def test_white_noise_is_flat():
     assert values.centroid == pytest.approx(SAMPLE_RATE / 4, rel=0.01)  # the middle of 0 .. rate/2
 
 
-def test_a_duller_copy_has_a_lower_centroid_and_silence_has_none(tracks):
+def test_a_duller_copy_has_a_lower_centroid_and_silence_has_none(track):
     from scipy.signal import butter, sosfilt
 
-    reference = tracks["Music Delta - 80s Rock"]["drums"]
+    reference = track[1]["drums"]
     dull = sosfilt(butter(4, 2000, fs=SAMPLE_RATE, output="sos"), reference, axis=1)
     sharp, blunt = listening.descriptors(reference, SAMPLE_RATE), listening.descriptors(dull, SAMPLE_RATE)
     assert blunt.centroid < 0.7 * sharp.centroid and blunt.bandwidth < sharp.bandwidth
@@ -375,13 +375,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
     assert "<p>first</p>" in page.read_text() and sorted(tmp_path.iterdir()) == [page]
 
 
-def test_runs_from_two_folders_and_a_chosen_window_start(evaluation_page, tmp_path):
+def test_runs_from_two_folders_and_a_chosen_window_start(evaluation_page, tmp_path, second_track):
     """The same method from two results folders: two rows, each playing its
     own folder's estimates; --window-start puts every window at one place."""
     from evaluation.__main__ import main
 
     _, out = evaluation_page
-    track = "Music Delta - 80s Rock"
+    track = second_track
     folders = [tmp_path / "first", tmp_path / "second"]
     for folder in folders:
         (folder / "scores" / "irm").mkdir(parents=True)

@@ -1,5 +1,6 @@
-"""python -m training on the real MUSDB18 excerpts (../shared/data and the
-stempeg wheel's), laid out as MUSDB18-HQ and MUSDB18 folders.
+"""python -m training on real MUSDB18 excerpts (conftest's two tracks: the
+stempeg wheel's, and 80s Rock or the rearranged wheel excerpt), laid out as
+MUSDB18-HQ and MUSDB18 folders.
 
 The CPU here is shared, and oneDNN's multi-threaded LSTM slows down many
 times over when its threads wait for busy cores: every training here runs on
@@ -35,10 +36,7 @@ from training.fit import check_repitch_tools, fit
 from training.models import new_architecture, new_models
 from training.options import Augmentations, FitOptions
 
-from conftest import SHARED_DATA
-
 PROJECT = Path(__file__).resolve().parents[1]
-ROCK = SHARED_DATA / "Music Delta - 80s Rock.stem.mp4"
 #: Every augmentation off: tests turn on the ones they look at.
 NONE = Augmentations(repitch_proba=0.0, channelswap=False, sign_flip=False, remix_proba=0.0, gain_proba=0.0)
 #: A small, fast model and data setting for the runs of the command line.
@@ -60,19 +58,24 @@ needs_repitch = pytest.mark.skipif(REPITCH_MISSING is not None, reason=str(REPIT
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory, stem_files) -> Path:
-    """MUSDB18-HQ layout: train/80s Rock, valid/the stempeg example."""
-    import stempeg
+def second_file(stem_files) -> Path:
+    """The second track's .stem.mp4: the training track."""
+    return stem_files[1]
 
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, stem_files) -> Path:
+    """MUSDB18-HQ layout: train/the second track, valid/the stempeg example."""
     root = tmp_path_factory.mktemp("musdb18hq")
-    lay_out_stem_file(ROCK, root / "train")
-    lay_out_stem_file(Path(stempeg.example_stem_path()), root / "valid")
+    lay_out_stem_file(stem_files[1], root / "train")
+    lay_out_stem_file(stem_files[0], root / "valid")
     return root
 
 
 @pytest.fixture(scope="module")
-def rock(root) -> Path:
-    return root / "train" / ROCK.name.removesuffix(".stem.mp4")
+def rock(root, second_track) -> Path:
+    """The training track's folder (80s Rock where present)."""
+    return root / "train" / second_track
 
 
 @pytest.fixture
@@ -224,13 +227,13 @@ def test_pitch_option_shifts_all_sources_of_an_example_alike(rock):
 # -- data ----------------------------------------------------------------------------------------
 
 
-def test_musdb18_stem_files_and_their_validation_split(tmp_path, root, rock):
+def test_musdb18_stem_files_and_their_validation_split(tmp_path, root, rock, second_file):
     """.stem.mp4 files through musdb: MUSDB18's own split sets its validation
     tracks aside, and the audio is the WAV layout's (16-bit rounding apart)."""
     train = tmp_path / "train"
     train.mkdir()
-    (train / ROCK.name).symlink_to(ROCK)
-    (train / "Actions - One Minute Smile.stem.mp4").symlink_to(ROCK)  # a name on MUSDB18's validation list
+    (train / second_file.name).symlink_to(second_file)
+    (train / "Actions - One Minute Smile.stem.mp4").symlink_to(second_file)  # a name on MUSDB18's validation list
     train_tracks, valid_tracks = training_tracks(tmp_path)
     assert [t.name for t in train_tracks] == [rock.name]
     assert [t.name for t in valid_tracks] == ["Actions - One Minute Smile"]
@@ -242,7 +245,7 @@ def test_musdb18_stem_files_and_their_validation_split(tmp_path, root, rock):
     assert [t.name for t in hq_train] == [rock.name] and len(hq_valid) == 1
 
 
-def test_bad_layouts_name_the_folder_and_what_is_wrong(tmp_path, rock):
+def test_bad_layouts_name_the_folder_and_what_is_wrong(tmp_path, rock, second_file):
     with pytest.raises(DemixError, match=f"{tmp_path / 'nowhere'}: data folder not found"):
         training_tracks(tmp_path / "nowhere")
     empty = tmp_path / "empty"
@@ -256,7 +259,7 @@ def test_bad_layouts_name_the_folder_and_what_is_wrong(tmp_path, rock):
         training_tracks(broken)
     mixed = tmp_path / "mixed"
     shutil.copytree(rock, mixed / "train" / "song")
-    (mixed / "train" / ROCK.name).symlink_to(ROCK)
+    (mixed / "train" / second_file.name).symlink_to(second_file)
     with pytest.raises(DemixError, match=f"{mixed / 'train'}: holds both"):
         training_tracks(mixed)
     no_valid = tmp_path / "own"
@@ -271,12 +274,13 @@ def test_bad_layouts_name_the_folder_and_what_is_wrong(tmp_path, rock):
         training_tracks(resampled.parents[1])
 
 
-def test_too_short_tracks_and_unwritable_output_are_refused(tmp_path, root):
+def test_too_short_tracks_and_unwritable_output_are_refused(tmp_path, root, rock):
     result = run_training("fit", "--root", root, "--output", tmp_path / "out", "--seq-dur", "7", "--repitch-proba",
                           "0", "--quiet", check=False)
     assert result.returncode == 1
     assert "training tracks too short: an example reads 7.00 s" in result.stderr
-    assert "Music Delta - 80s Rock (6.80 s)" in result.stderr
+    seconds = sf.info(rock / "mixture.wav").duration
+    assert f"{rock.name} ({seconds:.2f} s)" in result.stderr
     (tmp_path / "a-file").write_text("")
     with pytest.raises(DemixError, match=f"{tmp_path / 'a-file' / 'out'}: cannot write the model folder"):
         fit(FitOptions(root=root, output=tmp_path / "a-file" / "out"))
