@@ -64,7 +64,7 @@ def _spec(root, out, config=None):
                    models_dir=str(out / "models"), oracle_nfft=4096, out_dir=str(out), keep_estimates=True)
 
 
-@pytest.mark.parametrize("kind, floor", [("irm", 5.0), ("ibm", 3.0), ("mpi", 5.0)])
+@pytest.mark.parametrize("kind, floor", [("irm", 5.0), ("ibm", 3.0), ("mpi", 5.0), ("irm-complex", 5.0)])
 def test_oracles_are_near_the_truth(track, kind, floor):
     from evaluation.scores import global_sdr
 
