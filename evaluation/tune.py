@@ -42,7 +42,8 @@ it.
 5. The original config is scored on the same tracks, and a config with the
    chosen weights (written exactly, so that it reads back as the weights
    that were scored) goes to ``OUT/tuned.toml`` with both sets of scores in
-   its header. Separating with it on the same device gives the tuned score.
+   its header. Separating with it on the CPU, where tune runs the members, gives
+   the tuned score.
 """
 
 from __future__ import annotations
