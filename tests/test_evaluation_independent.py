@@ -124,8 +124,11 @@ def test_tune_command_line_runs_no_model_a_second_time(two_runs, tmp_path, user_
                  "--out", tmp_path / "tuning", "--steps", 1, "--wiener", 0, "--workers", 2)
     first = run_cli(*arguments)
     assert first.returncode == 0, first.stderr
-    cached = sorted((tmp_path / "tuning" / "cache").rglob("*.wav"))
-    assert len(cached) == 2 * len(TARGETS)
+    cache = tmp_path / "tuning" / "cache"
+    cached = sorted(cache.rglob("*.wav"))
+    blocks = len(list((cache / "demucs" / track).glob("block-*")))
+    assert blocks >= 2 and len(cached) == 2 * blocks * len(TARGETS)  # per member, per block, per target
+    cached += sorted(cache.rglob("plan.json"))
     stamps = [path.stat().st_mtime_ns for path in cached]
     shutil.rmtree(models)
     second = run_cli(*arguments)
