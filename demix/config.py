@@ -251,6 +251,7 @@ def config_to_toml(config: Config, header: str = "") -> str:
     for member in config.members:
         lines += ["", "[[members]]", f"name = {value(member.name)}", f"model = {value(member.model)}"]
         lines += [f"{key} = {value(option)}" for key, option in member.options.items()]
-        weights = ", ".join(f"{target} = {member.weights[target]:.4g}" for target in TARGETS)
+        # repr: the shortest text that reads back as the same float, so a tuned config is the one scored
+        weights = ", ".join(f"{target} = {value(float(member.weights[target]))}" for target in TARGETS)
         lines.append(f"weights = {{ {weights} }}")
     return "\n".join(lines) + "\n"

@@ -13,6 +13,13 @@ to disk and peak memory depends on the block length, not the track's.
 
 Block length is rounded to a whole number of Demucs strides so that Demucs
 spends no extra, mostly padded, segment per block.
+
+The pipeline is split into public steps so that blend tuning
+(``evaluation/tune.py``) can replay it on cached member estimates and score
+exactly what ``python -m demix separate`` produces: :class:`BlockPlan` (where
+the blocks are), :meth:`Ensemble.member_estimates` (each member on one block),
+:class:`Blend` (normalised shares, then the Wiener post-filter, on one block)
+and :func:`crossfade` (blocks into a stream).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
 import tqdm
@@ -101,8 +108,7 @@ class Ensemble:
             compile_cache_dir()
         for member in self.members:
             member.set_compute(compute)
-        self.weights = _normalise(self.members, weights)
-        self.postfilter = WienerPostFilter(wiener_iterations).to(self.device) if wiener_iterations else None
+        self.blend = Blend({m.name: m.targets for m in self.members}, weights, wiener_iterations, self.device)
         multiple = max(member.block_multiple for member in self.members)
         self.block = max(1, round(block_seconds * SAMPLE_RATE / multiple)) * multiple
         self.overlap = min(int(overlap_seconds * SAMPLE_RATE), self.block // 2)
@@ -141,8 +147,21 @@ class Ensemble:
         return time.perf_counter() - started
 
     @property
+    def weights(self) -> dict[str, dict[str, float]]:
+        """``weights[target][member name]``: the normalised shares."""
+        return self.blend.weights
+
+    @property
+    def postfilter(self) -> WienerPostFilter | None:
+        return self.blend.postfilter
+
+    @property
     def wiener_iterations(self) -> int:
-        return self.postfilter.iterations if self.postfilter else 0
+        return self.blend.wiener_iterations
+
+    def plan(self, length: int) -> BlockPlan:
+        """The blocks :meth:`separate_blocks` cuts a mixture of ``length`` engine frames into."""
+        return BlockPlan(length, self.block, self.overlap)
 
     def separate(self, mix: torch.Tensor, progress: str | None = None) -> torch.Tensor:
         """Whole-track convenience: (2, frames) -> (targets, 2, frames)."""
@@ -175,40 +194,28 @@ class Ensemble:
             if statistics is None and self.needs_song_statistics:
                 raise ValueError("a member normalises by the whole song: pass its statistics "
                                  "(demix.stream.song_statistics) with a streamed mixture")
-        plan = BlockPlan(length, self.block, self.overlap)
-        pending = None  # the previous block's overlapping tail, not yet final
+        plan = self.plan(length)
         bar = tqdm.tqdm(plan, total=len(plan), desc=progress, unit="block", leave=False, disable=progress is None)
-        for start, stop in bar:
-            estimates = self._separate_block(read(start, stop), statistics)
-            if pending is not None:
-                width = pending.shape[-1]
-                fade_in = torch.linspace(0.0, 1.0, width + 2)[1:-1]
-                estimates[..., :width] = pending * (1 - fade_in) + estimates[..., :width] * fade_in
-            if stop < length:
-                pending = estimates[..., -self.overlap:] if self.overlap else None
-                finished = estimates[..., : estimates.shape[-1] - self.overlap]
-            else:
-                finished = estimates
-            yield finished
+        yield from crossfade((self._separate_block(read(start, stop), statistics) for start, stop in bar), plan)
 
-    def _separate_block(self, block: torch.Tensor, statistics: SongStatistics | None = None) -> torch.Tensor:
-        length = block.shape[-1]
-        min_length = int(MIN_BLOCK_SECONDS * SAMPLE_RATE)
-        if length < min_length:
-            block = torch.nn.functional.pad(block, (0, min_length - length))
-        block = block.to(self.device)
-        blend = torch.zeros((len(TARGETS),) + block.shape, device=self.device)
+    def member_estimates(
+        self, block: torch.Tensor, statistics: SongStatistics | None = None,
+    ) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
+        """Each member's estimates of one mixture block (2, n) of a song whose
+        statistics are ``statistics``, one member at a time (so that a blend
+        holds one member's output, not all of them):
+        ``(member name, {target: (2, padded)})`` at the engine's rate, on
+        :attr:`device`, for the block zero-padded by :func:`pad_block`."""
+        block = pad_block(block).to(self.device)
         for member in self.members:
             member_input = resample(block, SAMPLE_RATE, member.sample_rate)
-            for target, estimate in member.separate(member_input, statistics).items():
-                weight = self.weights[target].get(member.name, 0.0)
-                if weight:
-                    blend[TARGETS.index(target)] += weight * resample(
-                        estimate, member.sample_rate, SAMPLE_RATE, block.shape[-1]
-                    )
-        if self.postfilter is not None:
-            blend = self.postfilter(block, blend)
-        return blend[..., :length].cpu()
+            yield member.name, {
+                target: resample(estimate, member.sample_rate, SAMPLE_RATE, block.shape[-1])
+                for target, estimate in member.separate(member_input, statistics).items()
+            }
+
+    def _separate_block(self, block: torch.Tensor, statistics: SongStatistics | None = None) -> torch.Tensor:
+        return self.blend(block, self.member_estimates(block, statistics))
 
     def describe(self) -> list[str]:
         """Human-readable lines: members, their weights files, the blend."""
@@ -230,15 +237,95 @@ class Ensemble:
         return lines
 
 
-def _normalise(members: Sequence[Member], weights: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+def pad_block(block: torch.Tensor) -> torch.Tensor:
+    """``block`` zero-padded at its end to at least :data:`MIN_BLOCK_SECONDS`."""
+    min_length = int(MIN_BLOCK_SECONDS * SAMPLE_RATE)
+    if block.shape[-1] < min_length:
+        block = torch.nn.functional.pad(block, (0, min_length - block.shape[-1]))
+    return block
+
+
+def crossfade(blocks: Iterable[torch.Tensor], plan: BlockPlan) -> Iterator[torch.Tensor]:
+    """Finished audio from the separated blocks of ``plan``, in order: each
+    block (targets, 2, stop - start) is cross-faded linearly with the previous
+    one over their overlap, and a piece is yielded as soon as no later block
+    can change it. The pieces concatenate to ``plan.length`` frames."""
+    pending = None  # the previous block's overlapping tail, not yet final
+    for (_, stop), estimates in zip(plan, blocks):
+        if pending is not None:
+            width = pending.shape[-1]
+            fade_in = torch.linspace(0.0, 1.0, width + 2)[1:-1]
+            estimates[..., :width] = pending * (1 - fade_in) + estimates[..., :width] * fade_in
+        if stop < plan.length:
+            pending = estimates[..., -plan.overlap:] if plan.overlap else None
+            yield estimates[..., : estimates.shape[-1] - plan.overlap]
+        else:
+            yield estimates
+
+
+class Blend:
+    """The ensemble's blend of one block: per target, the members' estimates
+    weighted by their normalised shares and summed, then (``wiener_iterations``
+    > 0) the Wiener post-filter of :mod:`demix.postfilter` on that block.
+
+    ``member_targets[name]``: the targets a member estimates, in the order the
+    members are summed. ``weights[name][target]``: raw weights, normalised per
+    target over the members that estimate that target; a member that does not
+    estimate a target gets no share of it, whatever its weight.
+
+    :class:`Ensemble` blends every block with this, and ``python -m evaluation
+    tune`` scores its candidates with it on cached member estimates, so the
+    two cannot differ.
+    """
+
+    def __init__(
+        self,
+        member_targets: Mapping[str, Sequence[str]],
+        weights: Mapping[str, Mapping[str, float]],
+        wiener_iterations: int = 1,
+        device: torch.device | str = "cpu",
+    ):
+        self.member_targets = {name: tuple(targets) for name, targets in member_targets.items()}
+        self.device = torch.device(device)
+        self.weights = _normalise(self.member_targets, weights)
+        self.postfilter = WienerPostFilter(wiener_iterations).to(self.device) if wiener_iterations else None
+
+    @property
+    def wiener_iterations(self) -> int:
+        return self.postfilter.iterations if self.postfilter else 0
+
+    def __call__(
+        self, block: torch.Tensor, member_estimates: Iterable[tuple[str, Mapping[str, torch.Tensor]]]
+    ) -> torch.Tensor:
+        """``block``: the mixture block (2, n) as the plan cuts it;
+        ``member_estimates``: ``(member name, {target: (2, padded)})`` for the
+        block padded by :func:`pad_block`, as :meth:`Ensemble.member_estimates`
+        yields them. Returns the blended block (targets, 2, n) on the CPU."""
+        length = block.shape[-1]
+        block = pad_block(block).to(self.device)
+        blend = torch.zeros((len(TARGETS),) + block.shape, device=self.device)
+        for name, estimates in member_estimates:
+            for target, estimate in estimates.items():
+                weight = self.weights[target].get(name, 0.0)
+                if weight:
+                    blend[TARGETS.index(target)] += weight * estimate.to(self.device)
+        if self.postfilter is not None:
+            blend = self.postfilter(block, blend)
+        return blend[..., :length].cpu()
+
+
+def _normalise(
+    member_targets: Mapping[str, Sequence[str]], weights: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
     normalised = {}
     for target in TARGETS:
-        raw = {m.name: float(weights.get(m.name, {}).get(target, 0.0)) for m in members if target in m.targets}
+        raw = {name: float(weights.get(name, {}).get(target, 0.0))
+               for name, targets in member_targets.items() if target in targets}
         total = sum(raw.values())
         if total <= 0:
             raise ConfigError(
                 f"no member estimates {target!r} with a weight above 0 "
-                f"(members: {', '.join(m.name for m in members)})"
+                f"(members: {', '.join(member_targets)})"
             )
         normalised[target] = {name: value / total for name, value in raw.items() if value > 0}
     return normalised

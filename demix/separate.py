@@ -17,9 +17,10 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+import torch
 import tqdm
 
 from . import SAMPLE_RATE, TARGETS
@@ -41,9 +42,16 @@ class SongResult:
 def stream_stems(ensemble: Ensemble, source: Audio | AudioFile, progress: str | None = None) -> Iterator[np.ndarray]:
     """The stems of ``source`` as (targets, channels, n) float32 pieces, in
     order, at its rate and channel count: exactly ``source.frames`` in all."""
-    back = BlockResampler(SAMPLE_RATE, source.sample_rate, source.frames)
     statistics = song_statistics(source) if ensemble.needs_song_statistics else None
-    for block in ensemble.separate_blocks(EngineMix(source), progress, statistics):
+    return to_source(ensemble.separate_blocks(EngineMix(source), progress, statistics), source)
+
+
+def to_source(blocks: Iterable[torch.Tensor], source: Audio | AudioFile) -> Iterator[np.ndarray]:
+    """Engine-rate stereo pieces (targets, 2, n) of ``source``'s stems, as
+    :meth:`Ensemble.separate_blocks` yields them, brought to ``source``'s
+    rate and channel count (mono: the mean of the two channels)."""
+    back = BlockResampler(SAMPLE_RATE, source.sample_rate, source.frames)
+    for block in blocks:
         if source.channels == 1:
             block = block.mean(dim=1, keepdim=True)
         piece = back.feed(block)
@@ -57,9 +65,15 @@ def stream_stems(ensemble: Ensemble, source: Audio | AudioFile, progress: str | 
 def separate_audio(ensemble: Ensemble, audio: Audio, progress: str | None = None) -> np.ndarray:
     """In memory: (targets, channels, frames) at ``audio``'s rate and length.
     Streamed as a file is, so the only whole-song arrays are ``audio`` and the result."""
+    return collect(stream_stems(ensemble, audio, progress), audio)
+
+
+def collect(pieces: Iterable[np.ndarray], audio: Audio | AudioFile) -> np.ndarray:
+    """The pieces of :func:`stream_stems` or :func:`to_source` in one
+    (targets, channels, frames) array."""
     stems = np.empty((len(TARGETS), audio.channels, audio.frames), dtype=np.float32)
     position = 0
-    for piece in stream_stems(ensemble, audio, progress):
+    for piece in pieces:
         stems[..., position:position + piece.shape[-1]] = piece
         position += piece.shape[-1]
     return stems

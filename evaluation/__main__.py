@@ -12,6 +12,7 @@ from demix.errors import DemixError
 
 def build_parser() -> argparse.ArgumentParser:
     from demix.compute import available_cpus
+    from evaluation.oracles import ORACLES
 
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--split", choices=("train", "valid"), default=None, help="with --subset train")
     run.add_argument("--tracks", nargs="+", default=None, help="track names (default: all)")
     run.add_argument("--method", nargs="+", default=["ensemble"],
-                     help="ensemble, member:<name>, irm, ibm, mpi (default: ensemble)")
+                     help=f"ensemble, member:<name>, {', '.join(ORACLES)} (default: ensemble)")
     run.add_argument("--out", type=Path, default=Path("evaluation-results"), help="score files and tables")
     run.add_argument("--workers", type=int, default=available_cpus(), help="worker processes (default: the CPUs)")
     run.add_argument("--config", type=Path, default=None, help="ensemble config (default: the engine's default)")

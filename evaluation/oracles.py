@@ -9,7 +9,12 @@ With ``X`` the mixture STFT and ``S_j`` the true stem STFTs (Hann window,
 * ``irm``, ideal ratio mask: ``Ŝ_j = |S_j| / Σ_k |S_k| · X``;
 * ``ibm``, ideal binary mask: ``Ŝ_j = 1[|S_j| / Σ_k |S_k| > 1/2] · X``
   (sigsep's IBM with α = 1, θ = 0.5);
-* ``mpi``, true magnitude with the mixture's phase: ``Ŝ_j = |S_j| · X / |X|``.
+* ``mpi``, true magnitude with the mixture's phase: ``Ŝ_j = |S_j| · X / |X|``;
+* ``irm-complex``, a ratio mask of the target against the rest of the mix as
+  one signal: ``Ŝ_j = |S_j| / (|S_j| + |Σ_{k≠j} S_k|) · X``. Where the other
+  stems cancel each other, their sum is quieter than the sum of their
+  magnitudes, so the target gets more of the mixture than under ``irm``;
+  this is the two-source IRM of a target against its accompaniment.
 
 No model can beat these by changing a mask of the mixture; the gap between a
 method and them is what is left to gain.
@@ -22,7 +27,7 @@ import torch
 
 from demix import TARGETS
 
-ORACLES = ("irm", "ibm", "mpi")
+ORACLES = ("irm", "ibm", "mpi", "irm-complex")
 _EPSILON = 1e-10
 
 
@@ -43,7 +48,8 @@ def oracle_estimates(kind: str, mixture: np.ndarray, stems: dict[str, np.ndarray
 
     mix = stft(mixture)
     targets = [target for target in TARGETS if target in stems]
-    magnitudes = {target: stft(stems[target]).abs() for target in targets}
+    spectra = {target: stft(stems[target]) for target in targets}
+    magnitudes = {target: spectrum.abs() for target, spectrum in spectra.items()}
     total = sum(magnitudes.values()) + _EPSILON
     estimates = {}
     for target in targets:
@@ -51,6 +57,9 @@ def oracle_estimates(kind: str, mixture: np.ndarray, stems: dict[str, np.ndarray
             estimate = magnitudes[target] / total * mix
         elif kind == "ibm":
             estimate = (magnitudes[target] / total > 0.5).to(mix.dtype) * mix
+        elif kind == "irm-complex":
+            rest = sum(spectrum for other, spectrum in spectra.items() if other != target).abs()
+            estimate = magnitudes[target] / (magnitudes[target] + rest + _EPSILON) * mix
         else:
             estimate = magnitudes[target] * mix / (mix.abs() + _EPSILON)
         estimates[target] = istft(estimate)

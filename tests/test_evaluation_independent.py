@@ -40,17 +40,24 @@ def scipy_oracle(kind: str, mixture: np.ndarray, stems: dict[str, np.ndarray]) -
         return wave[:, : len(mixture)].T
 
     mix = stft(mixture.astype(np.float64))
-    magnitudes = {t: np.abs(stft(stems[t].astype(np.float64))) for t in TARGETS}
+    spectra = {t: stft(stems[t].astype(np.float64)) for t in TARGETS}
+    magnitudes = {t: np.abs(spectra[t]) for t in TARGETS}
     total = sum(magnitudes.values()) + 1e-10
+
+    def against_the_rest(t):  # |S_t| / (|S_t| + |Σ_{k≠t} S_k|), the rest summed as complex spectra
+        rest = np.abs(sum(spectra[k] for k in TARGETS if k != t))
+        return magnitudes[t] / (magnitudes[t] + rest + 1e-10) * mix
+
     masks = {
         "irm": lambda t: magnitudes[t] / total * mix,
         "ibm": lambda t: (magnitudes[t] / total > 0.5) * mix,
         "mpi": lambda t: magnitudes[t] * np.exp(1j * np.angle(mix)),
+        "irm-complex": against_the_rest,
     }
     return {t: istft(masks[kind](t)) for t in TARGETS}
 
 
-@pytest.mark.parametrize("kind", ["irm", "ibm", "mpi"])
+@pytest.mark.parametrize("kind", ["irm", "ibm", "mpi", "irm-complex"])
 def test_oracles_equal_their_formulas_computed_with_scipy(track, kind):
     stems = {t: track[1][t].T for t in TARGETS}
     ours = oracle_estimates(kind, track[1]["mixture"].T, stems, n_fft=N_FFT)
@@ -117,8 +124,11 @@ def test_tune_command_line_runs_no_model_a_second_time(two_runs, tmp_path, user_
                  "--out", tmp_path / "tuning", "--steps", 1, "--wiener", 0, "--workers", 2)
     first = run_cli(*arguments)
     assert first.returncode == 0, first.stderr
-    cached = sorted((tmp_path / "tuning" / "cache").rglob("*.wav"))
-    assert len(cached) == 2 * len(TARGETS)
+    cache = tmp_path / "tuning" / "cache"
+    cached = sorted(cache.rglob("*.wav"))
+    blocks = len(list((cache / "demucs" / track).glob("block-*")))
+    assert blocks >= 2 and len(cached) == 2 * blocks * len(TARGETS)  # per member, per block, per target
+    cached += sorted(cache.rglob("plan.json"))
     stamps = [path.stat().st_mtime_ns for path in cached]
     shutil.rmtree(models)
     second = run_cli(*arguments)
