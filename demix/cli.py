@@ -121,7 +121,7 @@ def _info(args) -> int:
 
 
 def _print_member_files(config: Config, models_dir: Path) -> None:
-    from .weights import file_status, get_official, packaged_models
+    from .weights import file_status, files_of_model, get_official, packaged_models
 
     for member in config.members:
         options = ", ".join(f"{key}={value}" for key, value in member.options.items())
@@ -135,12 +135,13 @@ def _print_member_files(config: Config, models_dir: Path) -> None:
             for path in model.paths().values():
                 print(f"    {'':<8} {path}")
         else:
-            exists = "present" if Path(member.model).exists() else "missing"
-            print(f"    {exists:<8} {member.model}")
+            files = files_of_model(member.model, models_dir) if Path(member.model).exists() else []
+            for path in files or [Path(member.model)]:
+                print(f"    {'present' if path.exists() else 'missing':<8} {path}")
 
 
 def _weights_list(args) -> int:
-    from .weights import model_status, official_models, packaged_models
+    from .weights import files_of_model, model_status, official_models, packaged_models
 
     config = load_config(args.config)
     models_dir = _models_dir(args)
@@ -161,9 +162,13 @@ def _weights_list(args) -> int:
               f"ships in {packaged.describe()}" + (f"; {packaged.reinstall_hint()}" if status != "present" else ""))
     for member in config.members:
         if not member.is_official and not member.is_packaged:
-            status = "present" if Path(member.model).exists() else "missing"
+            files = files_of_model(member.model, models_dir) if Path(member.model).exists() else []
+            status = "present" if files and all(path.exists() for path in files) else "missing"
             problems += status != "present"
             print(f"{member.name:<16} {member.family:<10} {status:<8} {'yes':<10} user-trained: {member.model}")
+            if len(files) > 1:
+                for path in files:
+                    print(f"{'':<16} {'':<10} {'present' if path.exists() else 'missing':<8} {'':<10} {path}")
     if problems:
         print("some configured weights are not usable: python -m demix weights fetch")
     return 1 if problems else 0

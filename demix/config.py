@@ -15,8 +15,15 @@ Layout (see ``demix/default.toml`` for the shipped default)::
     model = "htdemucs"        # official name, or a path relative to this file
     shifts = 1                # family options (Demucs: shifts, overlap, segment_batch;
     overlap = 0.25            #   Open-Unmix: niter; Spleeter: four_stems, bass_cutoff_hz,
-                              #   harmonic_kernel, percussive_kernel; see demix/offline.toml)
+                              #   harmonic_kernel, percussive_kernel, see demix/offline.toml;
+                              #   MSST families: chunk_size, num_overlap, Roformers also zero_dc)
     weights = { bass = 0.9, drums = 0.9, other = 0.8, vocals = 0.8 }   # or one number
+
+``family`` is read from the model where it can be: official names, Demucs
+``.th``/``.yaml``, Spleeter folders (``.ckpt`` files, no YAML), MSST models (a
+folder with a YAML and a ``.ckpt``, or a ``.ckpt`` with its YAML beside it;
+the family from the YAML's keys, see :mod:`demix.msst_files`), else Open-Unmix
+training folders. It is required only for an MSST YAML that does not say.
 
 Weights are per member and per target and are normalised per target over
 the members that estimate that target.
@@ -33,13 +40,14 @@ from typing import Any
 
 from . import TARGETS
 from .compute import COMPUTE_MODES
-from .errors import ConfigError
+from .errors import ConfigError, WeightsError
+from .msst_files import MSST_FAMILIES, detect_family, is_msst_model, msst_files, read_msst_yaml
 from .weights import official_models, packaged_models
 
 #: The configuration used when none is given.
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
-FAMILIES = ("demucs", "openunmix", "spleeter")
+FAMILIES = ("demucs", "openunmix", "spleeter") + MSST_FAMILIES
 
 #: The member option that allows its weight files more globals than its family's allowlist
 #: (demix/safe_load.py), for files the user trusts: empty, so nothing more, by default.
@@ -75,6 +83,26 @@ _FAMILY_OPTIONS: dict[str, dict[str, tuple[Any, str, Any]]] = {
         ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
     },
 }
+
+
+def _from_yaml_or(check):
+    """0 means: as the model's YAML says."""
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or check(v))
+
+
+# demix/members/msst.py. The inference settings default to the model's YAML (0): chunk_size is
+# audio.chunk_size (or inference.chunk_size), num_overlap is inference.num_overlap, as msst's demix
+# reads them. zero_dc (the Roformers only) zeroes the DC bin of every output STFT; "yaml" keeps what
+# the YAML's model section says, else the class default (true), which is what msst's own inference
+# runs the published YAMLs with (none of them sets it).
+_MSST_OPTIONS: dict[str, tuple[Any, str, Any]] = {
+    "chunk_size": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
+    "num_overlap": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
+    ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
+}
+_ROFORMER_OPTIONS = dict(_MSST_OPTIONS, zero_dc=("yaml", 'true, false or "yaml"', lambda v: isinstance(v, bool) or v == "yaml"))
+_FAMILY_OPTIONS.update({"bs_roformer": _ROFORMER_OPTIONS, "mel_band_roformer": _ROFORMER_OPTIONS,
+                        "scnet": _MSST_OPTIONS, "mdx23c": _MSST_OPTIONS})
 
 _SEPARATION_KEYS: dict[str, tuple[Any, str, Any]] = {
     "block_seconds": (60.0, "a number >= 5", lambda v: _is_number(v) and v >= 5),
@@ -172,10 +200,12 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
     if model in official:
         family = official[model].family
         resolved = model
-    elif "/" in model or model.startswith(".") or model.endswith((".th", ".yaml")):
+    elif "/" in model or model.startswith(".") or model.endswith((".th", ".yaml", ".ckpt")):
         resolved_path = (base / model).resolve()
         if resolved_path.suffix in (".th", ".yaml"):
             family = "demucs"
+        elif is_msst_model(resolved_path):
+            family = _msst_family(resolved_path, raw.get("family"), where, fail)
         elif resolved_path.is_dir() and any(resolved_path.glob("*.ckpt")):
             family = "spleeter"  # a folder of converted Spleeter checkpoints, <source>.ckpt
         else:
@@ -201,6 +231,24 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
     options_raw = {key: value for key, value in raw.items() if key not in ("name", "model", "family", "weights")}
     options = _check_options(options_raw, _FAMILY_OPTIONS[family], where, fail)
     return MemberConfig(name=name, family=family, model=resolved, weights=weights, options=options)
+
+
+def _msst_family(path: Path, declared: Any, where: str, fail) -> str:
+    """The family an MSST model's YAML describes (demix.msst_files.detect_family);
+    ``family`` in the config is needed only where the YAML's keys do not say."""
+    try:
+        detected = detect_family(read_msst_yaml(msst_files(path)[0]), path)
+    except WeightsError as error:
+        if declared in MSST_FAMILIES:
+            return declared  # a missing or broken file is reported when the member loads
+        raise fail(f"{where}.model", f"cannot tell the MSST model family ({error}); set family = "
+                   f"one of {', '.join(MSST_FAMILIES)}") from None
+    if detected is None and declared not in MSST_FAMILIES:
+        raise fail(f"{where}.family", f"required for {path}: its YAML's model section does not say which "
+                   f"MSST family it is; set family = one of {', '.join(MSST_FAMILIES)}")
+    if detected is not None and declared is not None and declared != detected:
+        raise fail(f"{where}.family", f"{declared!r}, but the YAML of {path} describes a {detected} model")
+    return detected or declared
 
 
 def _parse_weights(raw: Any, where: str, fail) -> dict[str, float]:

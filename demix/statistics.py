@@ -13,7 +13,9 @@ that song is normalised by the same two numbers.
 
 ``mean`` and ``std`` are those of the mono mix (the mean over channels) at
 the engine's rate; ``std`` is torch's default, with Bessel's correction, as
-``demucs.api`` computes it.
+``demucs.api`` computes it. MSST (``msst.utils.audio_utils.normalize_audio``)
+takes numpy's ``std()``, without it: :attr:`SongStatistics.population_std`,
+which needs the number of ``frames`` measured.
 """
 
 from __future__ import annotations
@@ -29,14 +31,23 @@ import torch
 class SongStatistics:
     mean: float
     std: float
+    #: Frames (per channel) the statistics were measured over; 0 where unknown.
+    frames: int = 0
+
+    @property
+    def population_std(self) -> float:
+        """The std without Bessel's correction (numpy's default, as MSST normalises)."""
+        if self.frames < 2:
+            return self.std if self.frames == 0 else 0.0
+        return self.std * math.sqrt((self.frames - 1) / self.frames)
 
     @classmethod
     def of(cls, mix: torch.Tensor) -> "SongStatistics":
         """Of a mixture held in memory: (channels, frames)."""
         mono = mix.double().mean(dim=0)
         if mono.numel() < 2:
-            return cls(float(mono.sum()), 0.0)
-        return cls(float(mono.mean()), float(mono.std()))
+            return cls(float(mono.sum()), 0.0, mono.numel())
+        return cls(float(mono.mean()), float(mono.std()), mono.numel())
 
     @classmethod
     def measure(cls, pieces: Iterable[torch.Tensor]) -> "SongStatistics":
@@ -57,4 +68,4 @@ class SongStatistics:
             mean += delta * n / total
             squares += piece_squares + delta * delta * count * n / total
             count = total
-        return cls(mean, math.sqrt(squares / (count - 1)) if count > 1 else 0.0)
+        return cls(mean, math.sqrt(squares / (count - 1)) if count > 1 else 0.0, count)

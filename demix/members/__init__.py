@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import MemberConfig
+from ..msst_files import MSST_FAMILIES
 from ..weights import files_of_model, refuse_lfs_pointers
 from .base import Member
 from .demucs import DemucsMember
+from .msst import MsstMember
 from .openunmix import OpenUnmixMember
 from .spleeter import SpleeterMember
 
-__all__ = ["Member", "DemucsMember", "OpenUnmixMember", "SpleeterMember", "load_member"]
+__all__ = ["Member", "DemucsMember", "MsstMember", "OpenUnmixMember", "SpleeterMember", "load_member"]
 
 
 def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member:
@@ -22,6 +24,8 @@ def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member
         if config.is_official:
             return DemucsMember.from_official(config.name, config.model, models_dir, **options)
         return DemucsMember.from_file(config.name, Path(config.model), **options)
+    if config.family in MSST_FAMILIES:
+        return MsstMember.from_path(config.name, Path(config.model), config.family, **config.options)
     if config.family == "spleeter":
         if config.is_packaged:
             return SpleeterMember.from_packaged(config.name, config.model, **config.options)

@@ -1,0 +1,264 @@
+"""MSST members: BS-RoFormer, Mel-Band RoFormer, SCNet and MDX23C models as
+MSST (ZFTurbo's Music-Source-Separation-Training) trains and publishes them,
+run with the ``msst`` package's own classes and chunked inference.
+
+Files (:mod:`demix.msst_files`): the training YAML and the ``.ckpt``. The
+YAML is read with a safe loader that knows ``!!python/tuple`` and nothing
+else (never msst's ``yaml.FullLoader`` reader); the checkpoint is opened by
+:func:`demix.safe_load.load_weights` (``weights_only=True``, no globals
+allowed but the member's ``allow_globals``), never by ``msst.Separator``,
+which unpickles with ``weights_only=False``. MSST writes a checkpoint as a
+plain state dict, or a training dict with the weights under
+``model_state_dict`` (beside optimizer state and metrics), ``state_dict`` or
+``state``; :func:`unwrap_state` finds them as msst's
+``load_start_checkpoint`` does. Weights load strictly: a YAML that does not
+describe the checkpoint is an error that says how they disagree.
+
+Model: the class msst's ``build_model_from_config`` builds for the family,
+from the YAML's ``model`` section (MDX23C: from the whole config).
+
+Inference, per ensemble block: ``msst.utils.model_utils.demix`` (chunks of
+``chunk_size`` every ``chunk_size // num_overlap`` samples, reflect padding
+at the block's ends, linear cross-fades), at the YAML's rate. A YAML with
+``inference.normalize: true`` (SCNet XL's) makes msst's inference scale the
+input by the mono mix's mean and std (``msst.utils.audio_utils.normalize_audio``:
+numpy's std, without Bessel's correction; a std at or below float32's
+epsilon counts as 1) and undo it on the stems; here the statistics are the
+whole song's (:mod:`demix.statistics`), as msst takes them over the whole
+file, so blocks do not change the normalisation.
+
+Stems are named by the YAML: ``training.target_instrument`` when set (the
+model then gives that one stem), else ``training.instruments`` in order
+(:func:`msst.utils.model_utils.prefer_target_instrument`); they are mapped
+by name, never by position (:func:`stem_targets`).
+
+Compute modes: the models run float32 in every mode; only ``fp16`` on a GPU
+turns on msst's own autocast (its ``training.use_amp`` path, float16).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .. import TARGETS
+from ..errors import WeightsError, first_line
+from ..msst_files import MSST_FAMILIES, detect_family, msst_files, read_msst_yaml
+from ..safe_load import UnsafeWeightsError, load_weights
+from ..statistics import SongStatistics
+from .base import Member
+from .demucs import CATCH_ALL_TARGET
+
+#: What an MSST checkpoint is called in messages.
+CHECKPOINT = "MSST checkpoint"
+#: Keys under which MSST's training and other tools store the weights in a checkpoint dict.
+STATE_KEYS = ("model_state_dict", "state_dict", "state")
+#: Stem names that mean "everything but vocals": not a MUSDB target, dropped.
+COMPLEMENT_STEMS = ("instrumental", "accompaniment", "no_vocals")
+#: Names shown of each kind of disagreement between a YAML and a checkpoint.
+SHOWN_NAMES = 3
+#: msst normalises a song only where its std is above this (normalize_audio).
+MIN_STD = float(np.finfo(np.float32).eps)
+
+
+def stem_targets(stems: Sequence[str], where: Path) -> dict[str, str]:
+    """Model stem -> the target it goes to; stems absent are dropped.
+
+    * a stem named as a target goes to it, except ``other`` of a model that has
+      neither ``bass`` nor ``drums`` (a vocals/other model): there ``other`` is
+      the accompaniment, bass and drums included, so it is dropped;
+    * ``instrumental``/``accompaniment`` are dropped for the same reason;
+    * any other stem (a six-stem model's ``guitar``, ``piano``) folds into
+      ``other``, as the Demucs member folds htdemucs_6s', so that the stems
+      still account for the whole mix; a model without ``other`` to hold them
+      is refused.
+    """
+    has_rhythm = bool({"bass", "drums"} & set(stems))
+    mapping = {}
+    for stem in stems:
+        if stem in COMPLEMENT_STEMS or (stem == "other" and not has_rhythm):
+            continue
+        mapping[stem] = stem if stem in TARGETS else CATCH_ALL_TARGET
+    extra = [stem for stem, target in mapping.items() if stem != target]
+    if extra and "other" not in mapping:
+        raise WeightsError(f"{where}: stems {list(stems)} have no 'other' to hold {extra}")
+    if not mapping:
+        raise WeightsError(f"{where}: none of the stems {list(stems)} is one of {', '.join(TARGETS)}")
+    return mapping
+
+
+def unwrap_state(checkpoint: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict inside what ``torch.load`` returned."""
+    state = checkpoint
+    for key in STATE_KEYS:  # at most one level each, in msst's order of precedence
+        if isinstance(state, dict) and not _is_state_dict(state) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not _is_state_dict(state):
+        keys = sorted(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise WeightsError(f"{path}: not an {CHECKPOINT}: expected a state dict of tensors, or one under "
+                           f"{', '.join(STATE_KEYS)} (found {keys})")
+    return state
+
+
+def _is_state_dict(value: dict) -> bool:
+    return bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:SHOWN_NAMES])
+    return shown + (", ..." if len(names) > SHOWN_NAMES else "")
+
+
+def load_state_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], checkpoint: Path,
+                        yaml_path: Path) -> None:
+    """``load_state_dict(strict=True)`` with an error that says how the YAML's
+    model and the checkpoint disagree."""
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    reshaped = [f"{name} {tuple(state[name].shape)} vs {tuple(tensor.shape)}"
+                for name, tensor in expected.items() if name in state and state[name].shape != tensor.shape]
+    if missing or unexpected or reshaped:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensors the YAML's model has are missing ({_names(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} tensors are unexpected ({_names(unexpected)})")
+        if reshaped:
+            parts.append(f"{len(reshaped)} have another shape (checkpoint vs YAML: {_names(reshaped)})")
+        raise WeightsError(f"{checkpoint}: the YAML {yaml_path.name} and this checkpoint disagree: "
+                           + "; ".join(parts) + f". Is {yaml_path.name} the config this checkpoint was trained with?")
+    model.load_state_dict(state, strict=True)
+
+
+def build_model(family: str, config, yaml_path: Path) -> torch.nn.Module:
+    """The class msst's ``build_model_from_config`` builds for ``family``."""
+    from beartype.roar import BeartypeException
+
+    kwargs = dict(config.model)
+    try:
+        if family == "bs_roformer":
+            from msst.models.bs_roformer.bs_roformer import BSRoformer
+            return BSRoformer(**kwargs)
+        if family == "mel_band_roformer":
+            from msst.models.bs_roformer.mel_band_roformer import MelBandRoformer
+            return MelBandRoformer(**kwargs)
+        if family == "scnet":
+            from msst.models.scnet import SCNet
+            return SCNet(**kwargs)
+        from msst.models.mdx23c_tfc_tdf_v3 import TFC_TDF_net
+        return TFC_TDF_net(config)
+    except BeartypeException as error:
+        lists = [key for key, value in kwargs.items() if isinstance(value, list)]
+        hint = (f"; model.{', model.'.join(lists)} must be tuples: write them as MSST's YAMLs do, "
+                "with the !!python/tuple tag" if lists else "")
+        raise WeightsError(f"{yaml_path}: the {family} class refuses this model section{hint} "
+                           f"({first_line(error)})") from None
+    except Exception as error:  # unknown keys (TypeError), impossible sizes, ...
+        raise WeightsError(f"{yaml_path}: cannot build a {family} model from its model section "
+                           f"({first_line(error)})") from None
+
+
+class MsstMember(Member):
+    def __init__(self, name: str, family: str, model: torch.nn.Module, config, source: str, yaml_path: Path):
+        """``config``: the YAML as an ``ml_collections.ConfigDict``, as msst's demix reads it."""
+        from msst.utils.model_utils import prefer_target_instrument
+
+        self.name = name
+        self.family = family
+        self.model = model.eval()
+        self.config = config
+        self.source = source
+        self.device = torch.device("cpu")
+        self.sample_rate = int(config.audio.get("sample_rate", 44100))
+        if config.audio.get("num_channels", 2) != 2:
+            raise WeightsError(f"{yaml_path}: audio.num_channels is {config.audio.num_channels}; "
+                               "demix runs stereo MSST models only")
+        self.stems = tuple(prefer_target_instrument(config))
+        sources = getattr(model, "sources", None)  # SCNet names its outputs too
+        if sources is not None and list(sources) != list(config.training.instruments):
+            raise WeightsError(f"{yaml_path}: model.sources {list(sources)} and training.instruments "
+                               f"{list(config.training.instruments)} disagree; which stem is which is ambiguous")
+        heads = getattr(model, "mask_estimators", None)  # the Roformers: one head per stem
+        instruments = list(config.training.instruments)
+        if heads is not None and len(heads) not in {len(self.stems), len(instruments) if len(self.stems) == 1 else -1}:
+            raise WeightsError(f"{yaml_path}: model.num_stems is {len(heads)}, but the YAML names the stems "
+                               f"{list(self.stems)} (training.target_instrument, else training.instruments)")
+        self.stem_targets = stem_targets(self.stems, yaml_path)
+        self.targets = tuple(target for target in TARGETS if target in self.stem_targets.values())
+        self.needs_song_statistics = bool(config.inference.get("normalize", False))
+
+    @classmethod
+    def from_path(cls, name: str, path: Path, family: str | None = None, allow_globals: Sequence[str] = (),
+                  chunk_size: int = 0, num_overlap: int = 0, zero_dc: bool | str = "yaml") -> "MsstMember":
+        """A folder (YAML + ``.ckpt``) or a ``.ckpt`` with its YAML beside it.
+        ``chunk_size``/``num_overlap`` 0 and ``zero_dc`` "yaml": as the YAML says."""
+        from ml_collections import ConfigDict
+
+        yaml_path, checkpoint_path = msst_files(Path(path))
+        data = read_msst_yaml(yaml_path)
+        detected = detect_family(data, yaml_path)
+        family = family or detected
+        if family not in MSST_FAMILIES:
+            raise WeightsError(f"{yaml_path}: its model section does not say which MSST family it is; "
+                               f"set family = one of {', '.join(MSST_FAMILIES)}")
+        if zero_dc != "yaml":
+            if family not in ("bs_roformer", "mel_band_roformer"):
+                raise WeightsError(f"{yaml_path}: zero_dc is an option of the Roformers, not of {family}")
+            data["model"]["zero_dc"] = bool(zero_dc)
+        if chunk_size:
+            data["inference"]["chunk_size"] = chunk_size  # msst's demix takes it over audio.chunk_size
+        if num_overlap:
+            data["inference"]["num_overlap"] = num_overlap
+        data["training"]["use_amp"] = False  # set_compute("fp16") turns it on
+        config = ConfigDict(data)
+        model = build_model(family, config, yaml_path)
+        if not checkpoint_path.is_file():
+            raise WeightsError(f"{checkpoint_path}: {CHECKPOINT} not found")
+        try:
+            loaded = load_weights(checkpoint_path, (), allow_globals, CHECKPOINT, name)
+        except (UnsafeWeightsError, WeightsError):
+            raise
+        except Exception as error:  # torch reports truncation and garbage in many ways
+            raise WeightsError(f"{checkpoint_path}: not a loadable {CHECKPOINT} ({first_line(error)})") from None
+        load_state_strictly(model, unwrap_state(loaded, checkpoint_path), checkpoint_path, yaml_path)
+        return cls(name, family, model, config, f"MSST {family} {checkpoint_path} with {yaml_path.name}", yaml_path)
+
+    @property
+    def chunk_size(self) -> int:
+        inference = self.config.inference
+        return int(inference.chunk_size if "chunk_size" in inference else self.config.audio.chunk_size)
+
+    @property
+    def block_multiple(self) -> int:
+        """msst's chunk step: a block of whole steps ends on a chunk boundary
+        (its padding at both ends is chunk_size - step, also whole steps)."""
+        return max(1, self.chunk_size // int(self.config.inference.num_overlap))
+
+    def set_compute(self, mode: str) -> None:
+        self.config.training.use_amp = mode == "fp16"
+
+    def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
+        from msst.utils.model_utils import demix
+
+        mean, std = 0.0, 1.0
+        if self.needs_song_statistics:
+            statistics = SongStatistics.of(mix) if statistics is None else statistics
+            mean, std = statistics.mean, statistics.population_std
+            if not np.isfinite(std) or std <= MIN_STD:
+                std = 1.0
+        model_input = ((mix - mean) / std).float().cpu().numpy()
+        stems = demix(self.config, self.model, model_input, self.device, self.family, pbar=False)
+        outputs: dict[str, torch.Tensor] = {}
+        for stem, target in self.stem_targets.items():
+            estimate = torch.from_numpy(stems[stem] * std + mean).to(mix.device)
+            outputs[target] = estimate if target not in outputs else outputs[target] + estimate
+        return outputs
+
+    def to(self, device: torch.device) -> "MsstMember":
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
