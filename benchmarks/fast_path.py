@@ -58,7 +58,7 @@ def child(mode: str, wav: Path, output: Path) -> dict:
     import torch
 
     from demix.audio import read_audio, to_engine
-    from demix.compute import configure_threads
+    from demix.compute import COMPILED_MODES, configure_threads, use_compile_cache
     from demix.config import load_config
     from demix.ensemble import Ensemble
 
@@ -82,6 +82,8 @@ def child(mode: str, wav: Path, output: Path) -> dict:
         return row
     config = load_config()
     started = time.perf_counter()
+    if mode.split("-")[0] in COMPILED_MODES:
+        use_compile_cache()  # what demix.load.load_ensemble does before it builds a compiled ensemble
     members = build_members()
     ensemble = Ensemble(list(members), {m.name: m.weights for m in config.members}, config.wiener_iterations,
                         config.block_seconds, config.overlap_seconds, compute=mode.split("-")[0])

@@ -9,13 +9,12 @@ usable, else the CPU.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from demix.cli import default_models_dir
-from demix.compute import configure_threads
+from demix import paths
 from demix.config import DEFAULT_CONFIG, load_config
-from demix.ensemble import Ensemble, resolve_device
+from demix.ensemble import Ensemble
+from demix.load import load_ensemble
 
 PROJECT = Path(__file__).resolve().parents[1]
 SUBMISSION_CONFIG = PROJECT / "my_submission" / "config.toml"
@@ -24,12 +23,11 @@ SUBMISSION_CONFIG = PROJECT / "my_submission" / "config.toml"
 def submission_config_path(project: Path = PROJECT, honour_env: bool = True) -> Path:
     """The config the grader will use; ``honour_env=False`` ignores $DEMIX_CONFIG,
     which exists only on this machine."""
-    if honour_env and os.getenv("DEMIX_CONFIG"):
-        return Path(os.environ["DEMIX_CONFIG"])
+    if honour_env and paths.config_override():
+        return paths.config_override()
     own = project / SUBMISSION_CONFIG.relative_to(PROJECT)
     return own if own.is_file() else DEFAULT_CONFIG
 
 
 def load_submission_ensemble() -> Ensemble:
-    configure_threads()
-    return Ensemble.from_config(load_config(submission_config_path()), default_models_dir(), resolve_device("auto"))
+    return load_ensemble(load_config(submission_config_path()))

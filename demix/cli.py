@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from .audio import OUTPUT_SUBTYPES
-from .compute import configure_threads
 from .config import DEFAULT_CONFIG, Config, load_config
 from .errors import DemixError, WeightsError
-
-#: Where weights live unless --models or $DEMIX_MODELS say otherwise.
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-
-
-def default_models_dir() -> Path:
-    return Path(os.environ.get("DEMIX_MODELS", DEFAULT_MODELS_DIR))
+from . import paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,20 +64,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _models_dir(args) -> Path:
-    return args.models if args.models is not None else default_models_dir()
+    return paths.models_dir(args.models)
 
 
 def _separate(args) -> int:
-    from .ensemble import Ensemble, resolve_device
+    from .load import load_ensemble, resolve_device
     from .separate import separate_files
 
     config = load_config(args.config)
     device = resolve_device(args.device)
-    configure_threads()
     if config.compute == "compiled":
         print("preparing the models (compiling Demucs takes minutes the first time on a machine; "
               "the result is cached)", file=sys.stderr)
-    ensemble = Ensemble.from_config(config, _models_dir(args), device)
+    ensemble = load_ensemble(config, _models_dir(args), device)
     results = separate_files(ensemble, args.songs, args.out, overwrite=args.overwrite, subtype=args.format,
                              progress=sys.stderr.isatty())
     failed = [result for result in results if result.status == "failed"]
@@ -110,7 +101,7 @@ def _info(args) -> int:
     print(f"config: {config.path}")
     print(f"models folder: {models_dir}")
     _print_member_files(config, models_dir)
-    try:
+    try:  # the members are read (their targets are in their files) but not compiled or warmed up
         ensemble = Ensemble.from_config(config, models_dir)
     except DemixError as error:
         print(f"the ensemble cannot be loaded yet:\n  {error}")

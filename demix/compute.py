@@ -7,11 +7,11 @@ it about 8 %, and it is a tenth of the time):
 * ``eager``: plain PyTorch, float32.
 * ``compiled``: ``torch.compile`` of each Demucs model, float32; same stems as
   eager to about 1e-7. The first run on a machine compiles (minutes for
-  htdemucs on 2 cores); the kernels are cached in :func:`compile_cache_dir`
+  htdemucs on 2 cores); the kernels are cached in :func:`use_compile_cache`
   so later processes load them. Where compiling fails, the member falls back
   to eager with one warning. TorchInductor also re-proves in every process
   that the compiler can build each CPU vector ISA, by starting a fresh Python
-  that imports torch per ISA (about 20 s on 2 cores); :func:`compile_cache_dir`
+  that imports torch per ISA (about 20 s on 2 cores); :func:`use_compile_cache`
   keeps those answers beside the kernels (:func:`remember_isa_checks`), which
   brings a cached warm-up of htdemucs from about 24 s to about 8 s.
 * ``bf16``: compiled as above, under ``torch.autocast`` with bfloat16 (opt-in:
@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 
 from .atomic import write_json_atomically
+from .paths import compile_cache_dir
 
 COMPUTE_MODES = ("eager", "compiled", "bf16", "fp16")
 #: Modes that torch.compile the Demucs networks.
@@ -38,9 +39,6 @@ COMPILED_MODES = ("compiled", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 #: Modes that need a CUDA device.
 CUDA_ONLY_MODES = ("fp16",)
-
-#: Where compiled kernels are kept unless $DEMIX_COMPILE_CACHE says otherwise.
-DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "demix" / "torch-compile"
 
 
 def available_cpus() -> int:
@@ -82,10 +80,13 @@ def configure_threads() -> int:
     return count
 
 
-def compile_cache_dir() -> Path:
-    """Point TorchInductor's on-disk cache at a folder that outlives the
-    process (a second start reuses the kernels instead of compiling)."""
-    folder = Path(os.environ.get("DEMIX_COMPILE_CACHE", DEFAULT_COMPILE_CACHE))
+def use_compile_cache() -> Path:
+    """Point TorchInductor's on-disk cache at :func:`demix.paths.compile_cache_dir`,
+    a folder that outlives the process (a second start reuses the kernels
+    instead of compiling), and remember its ISA checks there. An explicit
+    step of :func:`demix.load.load_ensemble`: it sets an environment variable
+    and wraps a torch internal, which no constructor should do."""
+    folder = compile_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
     remember_isa_checks(folder)

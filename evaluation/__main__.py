@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from demix.cli import default_models_dir
+    from demix.paths import models_dir
     from evaluation import run as evaluation_run
     from evaluation.dataset import open_tracks
     from evaluation.methods import method_names
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         spec = evaluation_run.RunSpec(
             root=str(args.root.resolve()), subset=args.subset, split=args.split,
             config=str(args.config.resolve()) if args.config else None,
-            models_dir=str((args.models or default_models_dir()).resolve()), oracle_nfft=args.oracle_nfft,
+            models_dir=str(models_dir(args.models).resolve()), oracle_nfft=args.oracle_nfft,
             out_dir=str(args.out.resolve()), keep_estimates=args.keep_estimates,
         )
         args.out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,7 @@ def _report(args) -> int:
 
 
 def _tune(args) -> int:
-    from demix.cli import default_models_dir
+    from demix.paths import models_dir
     from evaluation.dataset import open_tracks
     from evaluation.tune import tune
 
@@ -146,7 +146,7 @@ def _tune(args) -> int:
     try:
         tracks = open_tracks(args.root, args.subset, split, args.tracks)
         args.out.mkdir(parents=True, exist_ok=True)
-        path, scores = tune(args.config, args.models or default_models_dir(), tracks, args.out,
+        path, scores = tune(args.config, models_dir(args.models), tracks, args.out,
                             steps=args.steps, wiener_candidates=tuple(args.wiener), workers=args.workers)
     except DemixError as error:
         print(f"error: {error}", file=sys.stderr)

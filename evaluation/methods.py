@@ -30,7 +30,7 @@ class EnsembleMethod:
     def __init__(self, config_path: Path | None, models_dir: Path, member: str | None = None):
         from dataclasses import replace
 
-        from demix.ensemble import Ensemble
+        from demix.load import load_ensemble
 
         config = load_config(config_path)
         if member is not None:
@@ -40,7 +40,7 @@ class EnsembleMethod:
                                  f"{', '.join(m.name for m in config.members)}")
             config = replace(config, members=(replace(chosen[0], weights=dict.fromkeys(TARGETS, 1.0)),),
                              wiener_iterations=0)
-        self.ensemble = Ensemble.from_config(config, models_dir)
+        self.ensemble = load_ensemble(config, models_dir, "cpu", threads=False)
 
     def separate(self, track) -> dict[str, np.ndarray]:
         from demix.separate import separate_audio

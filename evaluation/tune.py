@@ -248,9 +248,9 @@ def tune(
         found = read_cache(cache, config, track.name, length)
         if found is None:
             if ensemble is None:
-                from demix.ensemble import Ensemble
+                from demix.load import load_ensemble
 
-                ensemble = Ensemble.from_config(config, models_dir)
+                ensemble = load_ensemble(config, models_dir, "cpu", threads=False)
             compute_cache(ensemble, config, cache, track)
             found = read_cache(cache, config, track.name, length)
             assert found is not None, f"{cache}: the cache of {track.name} just written does not read back"

@@ -24,7 +24,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from demix import cli  # noqa: E402  (the project root is on the path only now)
+from demix import cli, paths  # noqa: E402  (the project root is on the path only now)
 from demix.config import DEFAULT_CONFIG, load_config  # noqa: E402
 from demix.weights import FetchError, fetch, get_official  # noqa: E402
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import stempeg
 
-    models_dir = args.models or cli.default_models_dir()
+    models_dir = paths.models_dir(args.models)
     default = load_config(DEFAULT_CONFIG)
     try:
         fetch([get_official(member.model) for member in default.members if member.is_official], models_dir,

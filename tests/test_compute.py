@@ -102,8 +102,8 @@ def counting_check_call(args, *rest, **kwargs):
     probes.append(args)
     return real_check_call(args, *rest, **kwargs)
 subprocess.check_call = counting_check_call
-from demix.compute import compile_cache_dir
-compile_cache_dir()
+from demix.compute import use_compile_cache
+use_compile_cache()
 from torch._inductor.cpu_vec_isa import pick_vec_isa
 isa = pick_vec_isa()
 print(len(probes), str(isa), isa.build_arch_flags())

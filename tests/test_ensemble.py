@@ -137,9 +137,9 @@ def test_block_plan_covers_the_track_with_the_overlap(length, block, overlap):
 
 @pytest.fixture(scope="module")
 def tiny_ensemble(user_config):
-    from demix.cli import default_models_dir
+    from demix.paths import models_dir
 
-    return Ensemble.from_config(load_config(user_config), default_models_dir())
+    return Ensemble.from_config(load_config(user_config), models_dir())
 
 
 def test_block_length_is_a_whole_number_of_demucs_strides(tiny_ensemble):
@@ -149,9 +149,9 @@ def test_block_length_is_a_whole_number_of_demucs_strides(tiny_ensemble):
 
 def test_same_input_same_output(tiny_ensemble, user_config, truth):
     mix, _ = truth
-    from demix.cli import default_models_dir
+    from demix.paths import models_dir
 
-    again = Ensemble.from_config(load_config(user_config), default_models_dir())
+    again = Ensemble.from_config(load_config(user_config), models_dir())
     assert torch.equal(tiny_ensemble.separate(mix), again.separate(mix))
 
 
@@ -172,11 +172,11 @@ def test_edge_inputs_give_finite_output_of_the_input_length(tiny_ensemble, truth
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine (CI has none)")
 def test_cuda_matches_cpu(user_config, truth):
-    from demix.cli import default_models_dir
+    from demix.paths import models_dir
 
     mix = truth[0][:, : SAMPLE_RATE * 4]
-    cpu = Ensemble.from_config(load_config(user_config), default_models_dir(), "cpu").separate(mix)
-    gpu = Ensemble.from_config(load_config(user_config), default_models_dir(), "cuda").separate(mix)
+    cpu = Ensemble.from_config(load_config(user_config), models_dir(), "cpu").separate(mix)
+    gpu = Ensemble.from_config(load_config(user_config), models_dir(), "cuda").separate(mix)
     assert global_sdr(cpu.numpy(), gpu.numpy()) > 60
 
 

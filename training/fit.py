@@ -28,6 +28,7 @@ from openunmix.utils import EarlyStopping
 
 from demix import TARGETS
 from demix.errors import DemixError
+from demix.load import resolve_device
 
 from . import folder as files
 from .augment import batch_augmentations, mix
@@ -95,14 +96,6 @@ def check_repitch_tools() -> None:
                          "`bash scripts/setup.sh --train`, or train without it: --repitch-proba 0")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DemixError("--device cuda: no CUDA GPU is visible to torch here (use --device cpu)")
-    return torch.device(name)
-
-
 class Trainer:
     """One run's state, which is also what its checkpoint holds."""
 
@@ -126,9 +119,9 @@ class Trainer:
                                     quiet=options.quiet)
                 self.start = "new"
             else:
-                from demix.cli import default_models_dir
+                from demix import paths
 
-                models, self.architecture, self.start = starting_models(options, models_dir or default_models_dir())
+                models, self.architecture, self.start = starting_models(options, paths.models_dir(models_dir))
         check_lengths(valid_tracks, self.architecture.nfft, "validation tracks")
         self.models = torch.nn.ModuleDict(models).to(device)
         self.encoder = self.architecture.encoder().to(device)
