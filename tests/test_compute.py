@@ -25,6 +25,12 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _ensemble(compute: str) -> Ensemble:
+    """A tiny Demucs ensemble; for a compiled mode with the kernel cache set
+    up first, as demix.load.load_ensemble does (an Ensemble itself does not)."""
+    from demix.compute import COMPILED_MODES, use_compile_cache
+
+    if compute in COMPILED_MODES:
+        use_compile_cache()
     member = DemucsMember("demucs", tiny_demucs_model(), "tiny")
     return Ensemble([member], {"demucs": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=0,
                     block_seconds=5, compute=compute)
