@@ -24,7 +24,14 @@ blocks, no split), and the offline ensemble separating a WAV file to WAV
 stems, with wall time, real-time factor and peak RSS on both lengths; the
 same 1.3 target applies to it (``--offline`` prints only that table).
 
+The MSST families get a table too (``--msst``): each family's published
+architecture (the YAML demix ships for its checkpoint, demix/msst_configs/,
+random weights), the member's separate on the whole input, with seconds per
+second of audio and peak RSS, on the CPU and on a GPU where torch sees one.
+SDX 2023 allows 1.57 x the song's duration on 4 vCPUs (or a T4).
+
     .venv/bin/python benchmarks/engine.py [--seconds 60] [--long-seconds 600] [--memory-only] [--offline]
+    .venv/bin/python benchmarks/engine.py --msst [--seconds 10]
 """
 
 from __future__ import annotations
@@ -80,6 +87,68 @@ def build_members(wiener_niter: int = 0):
             OpenUnmixMember("umxhq", separator, channels=2, source="random"))
 
 
+#: One published checkpoint per MSST family, and the other SCNet sizes (catalogue names).
+MSST_BENCHMARKED = ("bs_roformer_ep17", "mel_band_roformer_kj", "scnet_xl_ihf", "mdx23c_musdb18",
+                    "scnet_large", "scnet_xl")
+#: SDX 2023's time limit, as a multiple of the song's duration.
+SDX_2023_TIME_FACTOR = 1.57
+
+
+def msst_member(name: str):
+    """The member for a catalogued MSST checkpoint with random weights: its shipped YAML, prepared
+    as MsstMember.from_path prepares it, and the model its family's class builds from it."""
+    import torch
+    from ml_collections import ConfigDict
+
+    from demix.members.msst import MsstMember, build_model
+    from demix.msst_files import read_msst_yaml
+    from demix.weights import MSST_CONFIGS, get_official
+
+    path = MSST_CONFIGS / f"{name}.yaml"
+    family = get_official(name).family
+    data = read_msst_yaml(path)
+    data["training"]["use_amp"] = False
+    config = ConfigDict(data)
+    torch.manual_seed(0)
+    return MsstMember(name, family, build_model(family, config, path), config, "random weights", path)
+
+
+def measure_msst(mode: str, wav: Path) -> dict:
+    """``msst:<name>[:cuda]``: that member's separate on the whole input (built before the clock)."""
+    import torch
+
+    from demix.audio import read_audio, to_engine
+
+    _, name, *device = mode.split(":")
+    member = msst_member(name)
+    if device:
+        member.to(torch.device(device[0]))
+    mix = to_engine(read_audio(wav))
+    started = time.perf_counter()
+    with torch.no_grad():
+        member.separate(mix)
+    if device:
+        torch.cuda.synchronize()
+    return {"mode": mode, "seconds": time.perf_counter() - started,
+            "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if device else None}
+
+
+def msst_table(folder: Path, seconds: float) -> None:
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"\nMSST families, published architectures with random weights, {seconds:.0f} s input "
+          f"(SDX 2023 limit: {SDX_2023_TIME_FACTOR} x the duration):")
+    print(f"{'name':<22} {'device':<6} {'wall s':>8} {'s per s':>8} {'peak RSS MB':>12} {'GPU peak MB':>12}")
+    wav = make_input(folder / "msst.wav", seconds)
+    for name in MSST_BENCHMARKED:
+        for device in devices:
+            row = run_isolated(f"msst:{name}" + (":cuda" if device == "cuda" else ""), wav)
+            gpu = f"{row['gpu_peak_mb']:>12.0f}" if row["gpu_peak_mb"] is not None else f"{'':>12}"
+            print(f"{name:<22} {device:<6} {row['seconds']:>8.1f} {row['seconds'] / seconds:>8.2f} "
+                  f"{row['peak_rss_mb']:>12.0f} {gpu}", flush=True)
+
+
 #: Modes of the offline table (see :func:`measure_offline`).
 OFFLINE_MODES = ("spleeter-alone", "offline")
 
@@ -131,6 +200,8 @@ def measure(mode: str, wav: Path) -> dict:
 
     if mode in OFFLINE_MODES:
         return measure_offline(mode, wav)
+    if mode.startswith("msst:"):
+        return measure_msst(mode, wav)
 
     from demix.audio import read_audio, stem_paths, to_engine
     from demix.config import load_config
@@ -174,6 +245,7 @@ def main() -> None:
     parser.add_argument("--long-seconds", type=float, default=600.0, help="long input for the memory comparison")
     parser.add_argument("--memory-only", action="store_true", help="only the 1 vs 10 minute peak RSS table")
     parser.add_argument("--offline", action="store_true", help="only the offline ensemble's table")
+    parser.add_argument("--msst", action="store_true", help="only the MSST families' table")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -188,6 +260,10 @@ def main() -> None:
     if args.offline:
         with tempfile.TemporaryDirectory() as folder:
             offline_table(Path(folder), args.seconds, args.long_seconds)
+        return
+    if args.msst:
+        with tempfile.TemporaryDirectory() as folder:
+            msst_table(Path(folder), args.seconds)
         return
     with tempfile.TemporaryDirectory() as folder:
         ensemble_rows = {}

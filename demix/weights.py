@@ -7,10 +7,19 @@ is verified against its own name. The Demucs list is read from the
 ``demucs`` package itself (``demucs/remote/files.txt`` and its bag ``.yaml``
 files), so it cannot drift from the installed version.
 
+MSST's published checkpoints (``_MSST_CHECKPOINTS``) carry no checksum in
+their names. Each comes with the training YAML demix ships for it
+(``demix/msst_configs/<name>.yaml``, copied beside the checkpoint as
+``config.yaml``); the checkpoint is checked by its published byte size where
+one is known, by the sha256 that ``fetch`` records beside it in
+``<file>.sha256`` (every later check compares the file with it), and, when a
+member loads it, by strict loading against the YAML's model.
+
 Layout under the models folder::
 
     umxhq/<target>-<hash>.pth        umxl/<target>-<hash>.pth
     demucs/<signature>-<hash>.th     demucs/<name>.yaml
+    msst/<name>/config.yaml          msst/<name>/<published checkpoint name>.ckpt (+ .sha256)
 
 Nothing here runs while separating: members only *read* these paths and
 turn a missing file into :func:`missing_file_error`.
@@ -38,7 +47,7 @@ from typing import Callable
 import tqdm
 
 from .errors import WeightsError
-from .msst_files import CHECKPOINT_SUFFIX, YAML_SUFFIXES
+from .msst_files import CHECKPOINT_SUFFIX, PREFERRED_YAML, YAML_SUFFIXES
 
 #: Seconds to wait for a server before giving up on a download.
 DOWNLOAD_TIMEOUT = 60
@@ -65,6 +74,36 @@ _LICENCES = {
     "umxl": "CC BY-NC-SA 4.0 (Open-Unmix UMX-L, Zenodo 5069601): non-commercial use only",
 }
 _DEMUCS_LICENCE = "MIT (Demucs, Meta AI)"
+
+#: The YAMLs demix ships for MSST's checkpoints, one per name (README there: where each came from).
+MSST_CONFIGS = Path(__file__).with_name("msst_configs")
+_MSST_RELEASES = "https://github.com/ZFTurbo/Music-Source-Separation-Training/releases/download"
+_MSST_RELEASE_LICENCE = ("MIT for the MSST code and configs; the checkpoint, a release file of the MSST "
+                         "repository, carries no licence statement of its own")
+#: MSST's published checkpoints, as its model table (docs/pretrained_models.md) links them:
+#: name -> (family, checkpoint URL, published byte size or None where none is published, licence).
+_MSST_CHECKPOINTS = {
+    "bs_roformer_ep17": ("bs_roformer", f"{_MSST_RELEASES}/v1.0.12/model_bs_roformer_ep_17_sdr_9.6568.ckpt",
+                         527_385_512, _MSST_RELEASE_LICENCE),
+    "scnet_xl_ihf": ("scnet", f"{_MSST_RELEASES}/v1.0.15/model_scnet_ep_36_sdr_10.0891.ckpt",
+                     None, _MSST_RELEASE_LICENCE),
+    "scnet_xl": ("scnet", f"{_MSST_RELEASES}/v1.0.13/model_scnet_ep_54_sdr_9.8051.ckpt",
+                 None, _MSST_RELEASE_LICENCE),
+    "scnet_large": ("scnet", f"{_MSST_RELEASES}/v1.0.8/model_scnet_sdr_9.3244.ckpt",
+                    None, _MSST_RELEASE_LICENCE),
+    "scnet_large_starrytong": ("scnet", f"{_MSST_RELEASES}/v1.0.9/SCNet-large_starrytong_fixed.ckpt",
+                               None, _MSST_RELEASE_LICENCE),
+    "mdx23c_musdb18": ("mdx23c", f"{_MSST_RELEASES}/v1.0.1/model_mdx23c_ep_168_sdr_7.0207.ckpt",
+                       None, _MSST_RELEASE_LICENCE),
+    "mel_band_roformer_kj": ("mel_band_roformer",
+                             "https://huggingface.co/KimberleyJSN/melbandroformer/resolve/main/MelBandRoformer.ckpt",
+                             None, "no licence statement known to demix (Hugging Face KimberleyJSN/melbandroformer); "
+                                   "the MSST config is MIT"),
+}
+#: What ``fetch`` writes beside a file that has no checksum in its name: its sha256.
+LOCK_SUFFIX = ".sha256"
+#: What :func:`file_problem` says of a file that is not there.
+MISSING = "missing"
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.")
 
 
@@ -79,6 +118,13 @@ class WeightFile:
     sha256_prefix: str | None
     #: For a file shipped inside a package: where it is on this machine.
     bundled: Path | None = None
+    #: The published size in bytes, where one is known.
+    size: int | None = None
+
+    @property
+    def needs_lock(self) -> bool:
+        """A downloaded file with no checksum in its name: ``fetch`` records its sha256 beside it."""
+        return self.url is not None and self.sha256_prefix is None
 
     @property
     def origin(self) -> str:
@@ -90,7 +136,7 @@ class ModelWeights:
     """All files one official model name needs."""
 
     name: str
-    family: str  # "openunmix" or "demucs"
+    family: str  # "openunmix", "demucs" or an MSST family (demix.msst_files.MSST_FAMILIES)
     files: tuple[WeightFile, ...]
     licence: str
 
@@ -110,6 +156,16 @@ def official_models() -> dict[str, ModelWeights]:
         )
         models[name] = ModelWeights(name, "openunmix", files, _LICENCES[name])
     models.update(_demucs_models())
+    models.update(_msst_models())
+    return models
+
+
+def _msst_models() -> dict[str, ModelWeights]:
+    models = {}
+    for name, (family, url, size, licence) in _MSST_CHECKPOINTS.items():
+        files = (WeightFile(f"msst/{name}/{PREFERRED_YAML}", None, None, MSST_CONFIGS / f"{name}.yaml"),
+                 WeightFile(f"msst/{name}/{url.rsplit('/', 1)[1]}", url, _hash_of(url), size=size))
+        models[name] = ModelWeights(name, family, files, licence)
     return models
 
 
@@ -288,16 +344,32 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_status(models_dir: Path, file: WeightFile) -> str:
-    """``present`` (and verified), ``missing`` or ``damaged``."""
+def lock_path(path: Path) -> Path:
+    """Where ``fetch`` records the sha256 of a file with no checksum in its name."""
+    return path.with_name(path.name + LOCK_SUFFIX)
+
+
+def file_problem(models_dir: Path, file: WeightFile) -> str | None:
+    """None for a file that is there and verified, else :data:`MISSING` or why it is damaged."""
     path = Path(models_dir) / file.path
     if not path.is_file():
-        return "missing"
+        return MISSING
+    if file.size is not None and path.stat().st_size != file.size:
+        return f"it is {path.stat().st_size:,} bytes; the published file is {file.size:,}"
     if file.sha256_prefix and not sha256_of(path).startswith(file.sha256_prefix):
-        return "damaged"
+        return "its sha256 does not match its official name"
     if file.bundled is not None and path.read_bytes() != file.bundled.read_bytes():
-        return "damaged"
-    return "present"
+        return f"it differs from {file.bundled}"
+    lock = lock_path(path)
+    if file.needs_lock and lock.is_file() and sha256_of(path) != lock.read_text().split()[0]:
+        return f"its sha256 differs from the one fetch recorded in {lock.name}"
+    return None
+
+
+def file_status(models_dir: Path, file: WeightFile) -> str:
+    """``present`` (and verified), ``missing`` or ``damaged``."""
+    problem = file_problem(models_dir, file)
+    return "present" if problem is None else "missing" if problem == MISSING else "damaged"
 
 
 def model_status(models_dir: Path, model: ModelWeights) -> str:
@@ -327,11 +399,13 @@ def fetch(
         for file in model.files:
             destination = Path(models_dir) / file.path
             status = file_status(models_dir, file)
-            if status == "present":
-                report(f"{file.path}: present")
-                continue
             try:
-                _obtain(file, destination, mirror, report)
+                if status == "present":
+                    report(f"{file.path}: present")
+                else:
+                    _obtain(file, destination, mirror, report)
+                if file.needs_lock and not lock_path(destination).is_file():
+                    _write_lock(destination, report)
             except WeightsError as error:
                 failures.append((file.path, model.name, str(error)))
     if failures:
@@ -369,6 +443,11 @@ def _obtain(file: WeightFile, destination: Path, mirror: Path | None, report: Ca
             else:
                 source = file.url
                 _download(file.url, out)
+        if file.size is not None and temp.stat().st_size != file.size:
+            raise WeightsError(
+                f"{source} is {temp.stat().st_size:,} bytes, the published file is {file.size:,}: "
+                "truncated, damaged or not the official file"
+            )
         if file.sha256_prefix:
             actual = sha256_of(temp)
             if not actual.startswith(file.sha256_prefix):
@@ -380,6 +459,16 @@ def _obtain(file: WeightFile, destination: Path, mirror: Path | None, report: Ca
         report(f"{file.path}: fetched from {source}")
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _write_lock(path: Path, report: Callable[[str], None]) -> None:
+    """Record the file's sha256 beside it, as ``sha256sum`` writes it."""
+    lock = lock_path(path)
+    try:
+        lock.write_text(f"{sha256_of(path)}  {path.name}\n")
+    except OSError as error:
+        raise WeightsError(f"cannot write {lock}: {error}") from None
+    report(f"{lock.name}: recorded its sha256 (later checks compare {path.name} with it)")
 
 
 def _find_in_mirror(mirror: Path, file: WeightFile) -> Path:

@@ -149,3 +149,72 @@ def test_files_of_a_model(tmp_path):
     (tmp_path / "bbbb2222.th").unlink()
     assert files_of_model(str(bag), tmp_path)[-1] == tmp_path / "bbbb2222.th"  # missing: named as the bag names it
     assert files_of_model("htdemucs", tmp_path) == [tmp_path / f.path for f in get_official("htdemucs").files]
+
+
+MSST_NAMES = ("bs_roformer_ep17", "scnet_xl_ihf", "mdx23c_musdb18", "mel_band_roformer_kj")
+
+
+def test_cli_list_shows_the_msst_checkpoints_with_their_licences(tmp_path):
+    result = _cli("weights", "list", "--models", str(tmp_path / "models"))
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.strip()}
+    for name in MSST_NAMES:
+        assert rows[name].split()[1:3] == [get_official(name).family, "missing"], rows[name]
+    assert "carries no licence statement" in rows["bs_roformer_ep17"]
+    assert "no licence statement known" in rows["mel_band_roformer_kj"]
+
+
+def test_fetch_puts_the_checkpoint_beside_its_shipped_yaml():
+    model = get_official("bs_roformer_ep17")
+    yaml_file, checkpoint = model.files
+    assert yaml_file.path == "msst/bs_roformer_ep17/config.yaml" and yaml_file.bundled.is_file()
+    assert checkpoint.path == "msst/bs_roformer_ep17/model_bs_roformer_ep_17_sdr_9.6568.ckpt"
+    assert checkpoint.url.endswith("/v1.0.12/model_bs_roformer_ep_17_sdr_9.6568.ckpt")
+    assert checkpoint.size == 527_385_512 and checkpoint.sha256_prefix is None and checkpoint.needs_lock
+
+
+def test_cli_fetch_from_a_mirror_refuses_a_checkpoint_of_the_wrong_size(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "model_bs_roformer_ep_17_sdr_9.6568.ckpt").write_bytes(b"\0" * 1000)
+    models = tmp_path / "models"
+    result = _cli("weights", "fetch", "bs_roformer_ep17", "--models", str(models), "--from", str(mirror))
+    assert result.returncode == 1
+    assert "msst/bs_roformer_ep17/model_bs_roformer_ep_17_sdr_9.6568.ckpt" in result.stderr
+    assert "is 1,000 bytes, the published file is 527,385,512" in result.stderr
+    # the YAML came from the kit; the refused file left nothing behind, not even a lock
+    assert sorted(p.name for p in (models / "msst" / "bs_roformer_ep17").iterdir()) == ["config.yaml"]
+
+
+def test_a_member_refuses_a_checkpoint_of_the_wrong_size_naming_it(tmp_path):
+    from demix.members import MsstMember
+
+    model = get_official("bs_roformer_ep17")
+    folder = tmp_path / "msst" / "bs_roformer_ep17"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_bytes(model.files[0].bundled.read_bytes())
+    (folder / "model_bs_roformer_ep_17_sdr_9.6568.ckpt").write_bytes(b"\0" * 10)
+    with pytest.raises(WeightsError) as error:
+        MsstMember.from_official("bs", "bs_roformer_ep17", tmp_path)
+    message = str(error.value)
+    assert "model_bs_roformer_ep_17_sdr_9.6568.ckpt of model 'bs_roformer_ep17' is damaged" in message
+    assert "it is 10 bytes; the published file is 527,385,512" in message
+    assert "python -m demix weights fetch bs_roformer_ep17" in message
+
+
+def test_fetch_records_the_sha256_of_a_file_without_one_in_its_name_and_checks_it_later(tmp_path, server):
+    """What the MSST entries are (published name, size, no checksum), served over HTTP."""
+    served, url = server
+    content = b"c" * 3000
+    (served / "model_x.ckpt").write_bytes(content)
+    file = WeightFile("test/model_x.ckpt", f"{url}/model_x.ckpt", None, size=len(content))
+    models_dir = tmp_path / "models"
+    fetch([ModelWeights("test", "bs_roformer", (file,), "test")], models_dir, report=lambda _: None)
+    path = models_dir / file.path
+    lock = path.with_name("model_x.ckpt.sha256")
+    assert lock.read_text() == f"{hashlib.sha256(content).hexdigest()}  model_x.ckpt\n"
+    assert file_status(models_dir, file) == "present"
+    path.write_bytes(b"d" * len(content))  # same size, other bytes: only the recorded sha256 tells
+    assert file_status(models_dir, file) == "damaged"
+    from demix.weights import file_problem
+
+    assert "differs from the one fetch recorded in model_x.ckpt.sha256" in file_problem(models_dir, file)

@@ -25,6 +25,8 @@ def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member
             return DemucsMember.from_official(config.name, config.model, models_dir, **options)
         return DemucsMember.from_file(config.name, Path(config.model), **options)
     if config.family in MSST_FAMILIES:
+        if config.is_official:
+            return MsstMember.from_official(config.name, config.model, models_dir, **config.options)
         return MsstMember.from_path(config.name, Path(config.model), config.family, **config.options)
     if config.family == "spleeter":
         if config.is_packaged:

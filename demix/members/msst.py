@@ -48,6 +48,7 @@ from .. import TARGETS
 from ..errors import WeightsError, first_line
 from ..msst_files import MSST_FAMILIES, detect_family, msst_files, read_msst_yaml
 from ..safe_load import UnsafeWeightsError, load_weights
+from ..weights import MISSING, file_problem, get_official, missing_file_error
 from ..statistics import SongStatistics
 from .base import Member
 from .demucs import CATCH_ALL_TARGET
@@ -226,6 +227,21 @@ class MsstMember(Member):
             raise WeightsError(f"{checkpoint_path}: not a loadable {CHECKPOINT} ({first_line(error)})") from None
         load_state_strictly(model, unwrap_state(loaded, checkpoint_path), checkpoint_path, yaml_path)
         return cls(name, family, model, config, f"MSST {family} {checkpoint_path} with {yaml_path.name}", yaml_path)
+
+    @classmethod
+    def from_official(cls, name: str, model_name: str, models_dir: Path, **options) -> "MsstMember":
+        """One of MSST's published checkpoints (``python -m demix weights list``), from
+        ``<models>/msst/<model_name>/`` with the YAML demix ships for it: every file is
+        checked first (size, recorded sha256, the shipped YAML), then loaded strictly."""
+        official = get_official(model_name)
+        if official.family not in MSST_FAMILIES:
+            raise WeightsError(f"{model_name!r} is a {official.family} model, not an MSST one")
+        for file in official.files:
+            problem = file_problem(models_dir, file)
+            if problem is not None:
+                raise missing_file_error(official, file, models_dir, damaged=None if problem == MISSING else problem)
+        folder = (Path(models_dir) / official.files[0].path).parent
+        return cls.from_path(name, folder, official.family, **options)
 
     @property
     def chunk_size(self) -> int:
