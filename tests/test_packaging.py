@@ -143,3 +143,49 @@ def test_use_from_the_command_line_writes_the_projects_aicrowd_json(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "aicrowd.json").read_text())["challenge_id"] == "music-demixing-track-mdx-23"
+
+
+# Each part imports only the parts below it (README's layout). Top-level names that are
+# not a part (the standard library, the dependencies) are ignored.
+LAYERS = {
+    "demix": set(),
+    "listening_pages": {"demix"},
+    "evaluation": {"demix", "listening_pages"},
+    "training": {"demix"},
+    "challenge": {"demix", "evaluation"},
+}
+PARTS = set(LAYERS) | {"evaluator", "my_submission", "predict", "test"}
+#: The one import upwards: `python -m demix separate --report` needs the pages, inside a function.
+LAZY_EXCEPTIONS = {("demix/cli.py", "listening_pages")}
+
+
+def _imports(path: Path) -> list[tuple[str, int, bool]]:
+    """(part, line, at module level) for each import of a part."""
+    import ast
+
+    tree = ast.parse(path.read_text(), str(path))
+    top_level = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        else:
+            continue
+        found += [(name.split(".")[0], node.lineno, id(node) in top_level)
+                  for name in names if name.split(".")[0] in PARTS]
+    return found
+
+
+@pytest.mark.parametrize("part", sorted(LAYERS))
+def test_each_part_imports_only_the_parts_below_it(part):
+    allowed = LAYERS[part] | {part}
+    wrong = []
+    for path in sorted((PROJECT / part).rglob("*.py")):
+        where = path.relative_to(PROJECT).as_posix()
+        for name, line, module_level in _imports(path):
+            lazy_exception = (where, name) in LAZY_EXCEPTIONS and not module_level
+            if name not in allowed and not lazy_exception:
+                wrong.append(f"{where}:{line} imports {name}")
+    assert wrong == []
