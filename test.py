@@ -26,6 +26,17 @@ from challenge.example import ensure_bundled_example
 from challenge.grader import (PER_MUSIC_TIMEOUT, RESULTS_DATASET_PATH, SETUP_TIMEOUT, TEST_DATASET_PATH, env_path,
                               env_seconds, song_names)
 
+PROJECT = Path(__file__).resolve().parent
+
+#: Protocol -> the class each grader loads from this kit (imported by name in the
+#: submission's process, with this folder on its path, as on the graders).
+ENTRY_POINTS = {
+    "mdx21": "predict:DemixPredictor",
+    "sdx23": "my_submission.user_config:MySeparationModel",
+}
+#: The SDX 2023 kit's wrapper, through which the grader runs the model class.
+SDX_WRAPPER = PROJECT / "my_submission" / "aicrowd_wrapper.py"
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +80,8 @@ def main(argv=None) -> int:
     result = grader.grade(
         args.protocol, data, names, results,
         setup_limit=env_seconds(SETUP_TIMEOUT), per_song_limit=env_seconds(PER_MUSIC_TIMEOUT),
-        time_factor=args.time_factor, submission=args.submission,
+        submission=args.submission or ENTRY_POINTS[args.protocol], wrapper=SDX_WRAPPER,
+        time_factor=args.time_factor,
     )
     print()
     print(grader.format_table(result))

@@ -11,8 +11,10 @@ weights: timing does not depend on the weights) on the same input:
   (the engine's rate) and at 48 kHz (resampled block by block on the way in
   and out).
 
-Targets (DESIGN.md): ensemble wall time <= 1.05 x the sum of the members
-alone; peak RSS at 10 minutes <= 1.3 x at 1 minute, at every rate. Each
+The project's targets: the ensemble's wall time <= 1.05 x the sum of its members
+run alone through their own package APIs with the same settings (no overhead
+beyond the models themselves); peak RSS at 10 minutes <= 1.3 x at 1 minute, at
+every input rate. Each
 measurement runs in a fresh process so peak RSS is its own. Peak RSS does
 not depend on what else the machine runs; ``--memory-only`` skips the
 timings, which do.

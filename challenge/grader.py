@@ -22,6 +22,7 @@ song folder holds reference stems, scored with the global SDR.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import multiprocessing
 import os
 import time
@@ -45,10 +46,10 @@ SETUP_TIMEOUT = ("INFERENCE_SETUP_TIMEOUT_SECONDS", 900)
 PER_MUSIC_TIMEOUT = ("INFERENCE_PER_MUSIC_TIMEOUT_SECONDS", 240)
 PARTIAL_RUN = "PARTIAL_RUN_MUSIC_NAMES"
 
-#: Protocol -> the class each grader loads from this kit.
+#: The graders' protocols: what the graded class is in each.
 PROTOCOLS = {
-    "mdx21": "predict:DemixPredictor",
-    "sdx23": "my_submission.user_config:MySeparationModel",
+    "mdx21": "a subclass of evaluator.music_demixing.MusicDemixingPredictor (predict.py's DemixPredictor)",
+    "sdx23": "a model class run by the kit's my_submission/aicrowd_wrapper.py (user_config.MySeparationModel)",
 }
 
 
@@ -110,9 +111,26 @@ def env_seconds(setting: tuple[str, int]) -> float:
 # ---------------------------------------------------------------- the worker
 
 
-def _load(spec: str):
-    module_name, _, attribute = spec.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
+def load_class(spec: str):
+    """``MODULE:CLASS`` (imported by name) or ``FILE.py:CLASS`` (loaded from that file)."""
+    where, _, attribute = spec.rpartition(":")
+    if not where or not attribute:
+        raise ValueError(f"{spec!r}: expected MODULE:CLASS or FILE.py:CLASS")
+    module = _load_file(Path(where)) if where.endswith(".py") else importlib.import_module(where)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"{where} has no {attribute!r}") from None
+
+
+def _load_file(path: Path):
+    """A module executed from ``path``, private to the caller (not in ``sys.modules``)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"_graded_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class _MdxRunner:
@@ -120,10 +138,10 @@ class _MdxRunner:
     ``evaluator.music_demixing.MusicDemixingPredictor``), driven through that
     class's own interface as its ``evaluation()`` drives it."""
 
-    def __init__(self, spec: str, test_dir: Path, results_dir: Path):
+    def __init__(self, graded: type, wrapper: Path | None, test_dir: Path, results_dir: Path):
         os.environ["TEST_DATASET_PATH"] = str(test_dir)
         os.environ["RESULTS_DATASET_PATH"] = str(results_dir)
-        self.predictor = _load(spec)()
+        self.predictor = graded()
         try:
             self.predictor.prediction_setup()
         except NotImplementedError:  # the grader skips a missing setup
@@ -138,22 +156,22 @@ class _MdxRunner:
 
 
 class _SdxRunner:
-    """SDX 2023: ``my_submission/aicrowd_wrapper.py``'s ``AIcrowdWrapper``, which
-    reads the mixture, calls ``MySeparationModel().separate_music_file`` and
-    writes the stems. ``spec``, when not the kit's own class, is put in
-    ``my_submission.user_config`` where the wrapper looks for the class."""
+    """SDX 2023: the kit's ``aicrowd_wrapper.py`` (``wrapper``), whose
+    ``AIcrowdWrapper`` reads the mixture, calls ``MySeparationModel()``'s
+    ``separate_music_file`` and writes the stems. The wrapper takes no model: it
+    instantiates the class its module-level name ``MySeparationModel`` holds
+    (imported from ``my_submission.user_config``). It is loaded here as a private
+    copy, so when another class is graded only that copy's name is pointed at it."""
 
-    def __init__(self, spec: str, test_dir: Path, results_dir: Path):
-        if spec != PROTOCOLS["sdx23"]:
-            import my_submission.user_config
-
-            my_submission.user_config.MySeparationModel = _load(spec)
-        from my_submission.aicrowd_wrapper import AIcrowdWrapper
-
+    def __init__(self, graded: type, wrapper: Path | None, test_dir: Path, results_dir: Path):
+        if wrapper is None:
+            raise ValueError("the sdx23 protocol needs the kit's aicrowd_wrapper.py to run the model through")
+        module = _load_file(Path(wrapper))
+        module.MySeparationModel = graded
         # the wrapper prefers these variables to its arguments; here the local grader's folders count
         os.environ.pop("AICROWD_PUBLIC_SHARED_DIR", None)
         os.environ["AICROWD_DATASET_DIR"] = str(test_dir)
-        self.wrapper = AIcrowdWrapper(dataset_dir=str(test_dir), predictions_dir=str(results_dir))
+        self.wrapper = module.AIcrowdWrapper(dataset_dir=str(test_dir), predictions_dir=str(results_dir))
 
     def predict(self, name: str):
         self.wrapper.separate_music_file(name)
@@ -162,9 +180,10 @@ class _SdxRunner:
 _RUNNERS = {"mdx21": _MdxRunner, "sdx23": _SdxRunner}
 
 
-def _worker(protocol: str, spec: str, test_dir: str, results_dir: str, connection) -> None:
+def _worker(protocol: str, spec: str, wrapper: str | None, test_dir: str, results_dir: str, connection) -> None:
     try:
-        runner = _RUNNERS[protocol](spec, Path(test_dir), Path(results_dir))
+        runner = _RUNNERS[protocol](load_class(spec), Path(wrapper) if wrapper else None,
+                                    Path(test_dir), Path(results_dir))
     except BaseException as error:  # reported to the parent, which decides
         connection.send(("setup-failed", _describe(error)))
         return
@@ -190,11 +209,13 @@ def _describe(error: BaseException) -> str:
 class _Worker:
     """One submission process: started, set up, then fed songs."""
 
-    def __init__(self, protocol: str, spec: str, test_dir: Path, results_dir: Path, setup_limit: float):
+    def __init__(self, protocol: str, spec: str, wrapper: Path | None, test_dir: Path, results_dir: Path,
+                 setup_limit: float):
         context = multiprocessing.get_context("spawn")
         self.connection, child_end = context.Pipe()
         self.process = context.Process(target=_worker,
-                                       args=(protocol, spec, str(test_dir), str(results_dir), child_end),
+                                       args=(protocol, spec, str(wrapper) if wrapper else None, str(test_dir),
+                                             str(results_dir), child_end),
                                        daemon=True)
         started = time.perf_counter()
         self.process.start()
@@ -265,13 +286,16 @@ def grade(
     results_dir: Path,
     setup_limit: float,
     per_song_limit: float | None,
+    submission: str,
+    wrapper: Path | None = None,
     time_factor: float | None = None,
-    submission: str | None = None,
     report=print,
 ) -> GradeReport:
-    """Run the submission over the songs ``names`` of ``test_dir``; per-song
+    """Run the class ``submission`` names (``MODULE:CLASS`` or ``FILE.py:CLASS``,
+    loaded in the worker; see :data:`PROTOCOLS`) over the songs ``names`` of
+    ``test_dir``; for ``sdx23`` through the kit's ``wrapper`` file. The per-song
     limit is ``time_factor`` × duration when given, else ``per_song_limit``."""
-    spec = submission or PROTOCOLS[protocol]
+    spec = submission
     song_dirs = [Path(test_dir) / name for name in names]
     Path(results_dir).mkdir(parents=True, exist_ok=True)
     songs = []
@@ -285,7 +309,7 @@ def grade(
         for song, song_dir in zip(songs, song_dirs):
             if worker is None:
                 try:
-                    worker = _Worker(protocol, spec, test_dir, results_dir, setup_limit)
+                    worker = _Worker(protocol, spec, wrapper, test_dir, results_dir, setup_limit)
                 except SetupFailed as error:
                     result.setup_error = str(error)
                     report(f"setup failed: {error}")

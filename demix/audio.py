@@ -14,8 +14,6 @@ both with julius' windowed-sinc resampler.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -26,6 +24,7 @@ import soundfile as sf
 import torch
 
 from . import SAMPLE_RATE, TARGETS
+from .atomic import TemporaryFile, atomic_path, sweep_dead_temporaries
 from .errors import AudioError, first_line
 
 #: Output sample formats accepted by :func:`open_stem_writers` (soundfile subtypes).
@@ -205,9 +204,10 @@ def stem_paths(out_dir: Path) -> dict[str, Path]:
 
 class StemWriters:
     """Four output files written block by block, each into a temporary file
-    beside its destination, renamed into place only when all four are
-    complete. On an error nothing is left behind and no earlier output is
-    overwritten by a partial one."""
+    beside its destination (:class:`demix.atomic.TemporaryFile`), renamed into
+    place only when all four are complete. On an error nothing is left behind
+    and no earlier output is overwritten by a partial one. Opening them first
+    sweeps the song's folder of the temporary files of runs that were killed."""
 
     def __init__(self, paths: Mapping[str, Path], sample_rate: int, channels: int, subtype: str = "FLOAT"):
         if subtype not in OUTPUT_SUBTYPES:
@@ -215,16 +215,15 @@ class StemWriters:
         if set(paths) != set(TARGETS):
             raise ValueError(f"need one path per target {TARGETS}, got {sorted(paths)}")
         self.paths = {target: Path(paths[target]) for target in TARGETS}
-        self._temp_paths: dict[str, Path] = {}
+        self._temporaries: dict[str, TemporaryFile] = {}
         self._files: dict[str, sf.SoundFile] = {}
         try:
+            for folder in {path.parent for path in self.paths.values()}:
+                sweep_dead_temporaries(folder)
             for target, path in self.paths.items():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav.part", dir=path.parent)
-                os.close(fd)
-                self._temp_paths[target] = Path(temp)
+                temporary = self._temporaries[target] = TemporaryFile(path)
                 self._files[target] = sf.SoundFile(
-                    temp, "w", samplerate=sample_rate, channels=channels, subtype=subtype, format="WAV"
+                    temporary.path, "w", samplerate=sample_rate, channels=channels, subtype=subtype, format="WAV"
                 )
         except (OSError, sf.LibsndfileError) as error:
             self.discard()
@@ -241,21 +240,18 @@ class StemWriters:
     def commit(self) -> dict[str, Path]:
         for handle in self._files.values():
             handle.close()
-        mode = 0o666 & ~_current_umask()  # mkstemp creates 0600; stems are ordinary files
-        for target, temp in self._temp_paths.items():
-            os.chmod(temp, mode)
-            os.replace(temp, self.paths[target])
-        self._temp_paths.clear()
+        for temporary in self._temporaries.values():
+            temporary.commit()
+        self._temporaries.clear()
         return dict(self.paths)
 
     def discard(self) -> None:
         for handle in self._files.values():
             with contextlib.suppress(Exception):
                 handle.close()
-        for temp in self._temp_paths.values():
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-        self._temp_paths.clear()
+        for temporary in self._temporaries.values():
+            temporary.discard()
+        self._temporaries.clear()
         for folder in {path.parent for path in self.paths.values()}:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only succeeds when nothing else is in it
@@ -264,23 +260,9 @@ class StemWriters:
 def write_wav_atomically(path: Path, data: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:
     """Write (frames, channels) audio to ``path`` through a temporary file
     beside it, so ``path`` is either absent or complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav.part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as temp:
         sf.write(temp, data, sample_rate, subtype=subtype, format="WAV")
-        os.chmod(temp, 0o666 & ~_current_umask())
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-    return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return Path(path)
 
 
 @contextlib.contextmanager

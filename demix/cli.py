@@ -86,7 +86,9 @@ def _separate(args) -> int:
     for result in failed:
         print(f"failed: {result.input}", file=sys.stderr)
     if args.report:
-        from .listening import write_songs_page
+        # The pages are a package above the engine (HTML, matplotlib); only this
+        # option needs them, so they are imported here, never by the engine itself.
+        from listening_pages.songs import write_songs_page
 
         page = write_songs_page(args.out, [(r.input, r.output) for r in results if r.status != "failed"])
         print(f"listening page: {page.resolve().as_uri()}")

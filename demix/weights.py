@@ -32,11 +32,9 @@ pip installed them and never fetched.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from typing import Callable
 
 import tqdm
 
+from .atomic import TemporaryFile
 from .errors import WeightsError
 from .msst_files import CHECKPOINT_SUFFIX, PREFERRED_YAML, YAML_SUFFIXES
 
@@ -424,13 +423,12 @@ class FetchError(WeightsError):
 
 def _obtain(file: WeightFile, destination: Path, mirror: Path | None, report: Callable[[str], None]) -> None:
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+        temporary = TemporaryFile(destination)
     except OSError as error:
         raise WeightsError(f"cannot write into {destination.parent}: {error}") from None
-    temp = Path(temp_name)
+    temp = temporary.path
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(temp, "wb") as out:
             if file.bundled is not None:
                 source = str(file.bundled)
                 with open(file.bundled, "rb") as handle:
@@ -455,10 +453,10 @@ def _obtain(file: WeightFile, destination: Path, mirror: Path | None, report: Ca
                     f"{source} has sha256 {actual[:len(file.sha256_prefix)]}..., "
                     f"expected {file.sha256_prefix}...: damaged or not the official file"
                 )
-        os.replace(temp, destination)
+        temporary.commit()
         report(f"{file.path}: fetched from {source}")
     finally:
-        temp.unlink(missing_ok=True)
+        temporary.discard()
 
 
 def _write_lock(path: Path, report: Callable[[str], None]) -> None:

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from demix import TARGETS
-from demix import listening as page
 from demix.errors import AudioError, DemixError
 from evaluation.report import PUBLISHED
 from evaluation.run import METRICS, estimates_folder
+from listening_pages import descriptors as measures
+from listening_pages import markup, render
+from listening_pages import window as windows
 
 SCORE_COLUMNS = ("SDR", "SIR", "SAR", "ISR")
 
@@ -94,7 +96,7 @@ def _float(value) -> float:
 
 
 def write_report_page(out: Path, loaded: list[tuple[Path, dict]], summary, boxplot: Path | None = None,
-                      root: Path | None = None, window_seconds: float = page.DEFAULT_WINDOW_SECONDS,
+                      root: Path | None = None, window_seconds: float = windows.DEFAULT_WINDOW_SECONDS,
                       window_start: float | None = None, report=print) -> Path:
     """Write ``out/index.html`` and its excerpts and images under
     ``out/listening/``. ``loaded``: (results folder, score file) pairs;
@@ -102,18 +104,18 @@ def write_report_page(out: Path, loaded: list[tuple[Path, dict]], summary, boxpl
     root, instead of the one each score file names."""
     out = Path(out)
     runs = method_runs(loaded)
-    colours = page.method_colours([run.name for run in runs])
+    colours = render.method_colours([run.name for run in runs])
     tracks = sorted({track for run in runs for track in run.results})
     references = _References(root)
     sections = []
     for index, track in enumerate(tracks, 1):
         report(f"listening page: {track} ({index}/{len(tracks)})")
-        anchor = f"t{index:03d}-{page.slug(track)}"
+        anchor = f"t{index:03d}-{markup.slug(track)}"
         sections.append(_track_section(out, track, anchor, runs, colours, references, window_seconds, window_start))
     folders = sorted({str(run.folder) for run in runs})
     body = (
         "<header><h1>Listening report</h1>"
-        f"<p>{len(runs)} methods, {len(tracks)} tracks, from {', '.join(page.esc(f) for f in folders)}. "
+        f"<p>{len(runs)} methods, {len(tracks)} tracks, from {', '.join(markup.esc(f) for f in folders)}. "
         f"Every player of a track's target plays the same {window_seconds:g} s window (the whole track where "
         "it is shorter), "
         + ("from the start you chose" if window_start is not None else "where that target's reference is loudest")
@@ -121,7 +123,7 @@ def write_report_page(out: Path, loaded: list[tuple[Path, dict]], summary, boxpl
         + _overview(summary, runs, colours, tracks, boxplot, out)
         + "\n".join(sections)
     )
-    return page.write_page(out / "index.html", "Listening report", body)
+    return markup.write_page(out / "index.html", "Listening report", body)
 
 
 class _References:
@@ -170,29 +172,29 @@ def _overview(summary, runs, colours, tracks, boxplot, out) -> str:
             continue
         sdr = [float(rows.loc[t, "SDR"]) for t in TARGETS]
         global_sdr = [float(rows.loc[t, "global_SDR"]) for t in TARGETS]
-        name = f'<th scope="row">{_swatch(colours[run.name])}{page.esc(run.name)}</th>'
+        name = f'<th scope="row">{_swatch(colours[run.name])}{markup.esc(run.name)}</th>'
         museval_rows.append(
-            f'<tr class="method">{name}{"".join(page.number(v) for v in sdr)}{page.number(_mean(sdr))}'
-            f"{page.number(_mean(global_sdr))}<td class=\"num\">{int(rows['tracks'].iloc[0])}</td></tr>")
-        global_rows.append(f'<tr class="method">{name}{"".join(page.number(v) for v in global_sdr)}'
-                           f"{page.number(_mean(global_sdr))}</tr>")
+            f'<tr class="method">{name}{"".join(markup.number(v) for v in sdr)}{markup.number(_mean(sdr))}'
+            f"{markup.number(_mean(global_sdr))}<td class=\"num\">{int(rows['tracks'].iloc[0])}</td></tr>")
+        global_rows.append(f'<tr class="method">{name}{"".join(markup.number(v) for v in global_sdr)}'
+                           f"{markup.number(_mean(global_sdr))}</tr>")
     for label, scores in PUBLISHED.items():
         values = [scores.get(t) for t in TARGETS]
         mean = scores.get("mean", _mean(values) if all(v is not None for v in values) else None)
-        museval_rows.append(f'<tr class="published"><th scope="row">{page.esc(label)}: published, 50 test tracks</th>'
-                            f'{"".join(page.number(v) for v in values)}{page.number(mean)}'
+        museval_rows.append(f'<tr class="published"><th scope="row">{markup.esc(label)}: published, 50 test tracks</th>'
+                            f'{"".join(markup.number(v) for v in values)}{markup.number(mean)}'
                             '<td class="num" data-value="">–</td><td class="num">50</td></tr>')
-    track_header = "".join(f'<th data-sort="num">{_swatch(colours[r.name])}{page.esc(r.name)}</th>' for r in runs)
+    track_header = "".join(f'<th data-sort="num">{_swatch(colours[r.name])}{markup.esc(r.name)}</th>' for r in runs)
     track_rows = []
     for index, track in enumerate(tracks, 1):
         cells = []
         for run in runs:
             result = run.results.get(track)
-            cells.append(page.number(_mean([track_scores(result, t)["SDR"] for t in TARGETS]) if result else None))
-        anchor = f"t{index:03d}-{page.slug(track)}"
-        track_rows.append(f'<tr><th scope="row"><a href="#{page.esc(anchor)}">{page.esc(track)}</a></th>'
+            cells.append(markup.number(_mean([track_scores(result, t)["SDR"] for t in TARGETS]) if result else None))
+        anchor = f"t{index:03d}-{markup.slug(track)}"
+        track_rows.append(f'<tr><th scope="row"><a href="#{markup.esc(anchor)}">{markup.esc(track)}</a></th>'
                           f'{"".join(cells)}</tr>')
-    plot = (f'<p>{page.image_tag(page.link(boxplot, out), "per-track SDR box plots", "boxplot")}</p>'
+    plot = (f'<p>{markup.image_tag(markup.link(boxplot, out), "per-track SDR box plots", "boxplot")}</p>'
             if boxplot is not None else "")
     return (
         '<section id="methods"><h2>Methods</h2>'
@@ -226,7 +228,7 @@ def _keep_hint(run: MethodRun, result: dict) -> str:
                "--subset", data.get("subset", "test"), "--method", run.method, "--keep-estimates",
                "--out", str(run.folder)]
     models = "" if run.method in ORACLES else " (with the run's --config and --models)"
-    return (f"estimates not kept: <code>{page.esc(shlex.join(command))}</code>{models} separates again the "
+    return (f"estimates not kept: <code>{markup.esc(shlex.join(command))}</code>{models} separates again the "
             "tracks whose estimates are missing, and keeps them")
 
 
@@ -235,14 +237,14 @@ def _track_section(out, track, anchor, runs, colours, references, window_seconds
     first = present[0].results[track]
     loaded, problem = references.load(first)
     duration = _float(first.get("duration"))
-    parts = [f'<section class="track" id="{page.esc(anchor)}"><h2>{page.esc(track)}</h2>'
-             f"<p>{duration:.1f} s; methods: {', '.join(page.esc(run.name) for run in present)}.</p>"]
+    parts = [f'<section class="track" id="{markup.esc(anchor)}"><h2>{markup.esc(track)}</h2>'
+             f"<p>{duration:.1f} s; methods: {', '.join(markup.esc(run.name) for run in present)}.</p>"]
     if problem:
-        parts.append(f'<p class="note">No players or spectrograms: {page.esc(problem)}.</p>')
+        parts.append(f'<p class="note">No players or spectrograms: {markup.esc(problem)}.</p>')
     missing = [run for run in present if not all(run.estimate_path(track, t).is_file() for t in TARGETS)]
     for run in missing:
-        parts.append(f'<p class="note">{page.esc(run.name)}: {_keep_hint(run, run.results[track])}.</p>')
-    assets = out / page.ASSETS / anchor
+        parts.append(f'<p class="note">{markup.esc(run.name)}: {_keep_hint(run, run.results[track])}.</p>')
+    assets = out / markup.ASSETS / anchor
     for target in TARGETS:
         parts.append(_target_group(out, assets, track, target, runs, colours, loaded, window_seconds, window_start))
     parts.append("</section>")
@@ -256,65 +258,67 @@ def _target_group(out, assets, track, target, runs, colours, loaded, window_seco
         rate, mixture, stems = loaded
         reference = stems[target]
         if window_start is None:
-            window = page.loudest_window(reference, rate, window_seconds)
+            window = windows.loudest_window(reference, rate, window_seconds)
             where = "where the reference is loudest"
         else:
-            window = page.fixed_window(reference.shape[1], rate, window_start, window_seconds)
+            window = windows.fixed_window(reference.shape[1], rate, window_start, window_seconds)
             where = "from the chosen start"
         reference_piece, mixture_piece = window.cut(reference), window.cut(mixture)
         silent = not np.any(reference_piece)
-        zero_db = page.reference_power(mixture_piece if silent else reference_piece)
+        powers = {"mixture": measures.image_power(mixture_piece), "reference": measures.image_power(reference_piece)}
+        zero_db = measures.loudest_bin(powers["mixture" if silent else "reference"])
         if silent:
             where += "; the reference is silent here, 0 dB is the mixture's loudest bin"
-        reference_descriptors = page.descriptors(reference_piece, rate)
+        reference_descriptors = measures.descriptors(reference_piece, rate)
         for label, piece in (("mixture", mixture_piece), ("reference", reference_piece)):
-            player, image = _excerpt(out, assets / target, label, piece, rate, zero_db, window, f"{target}: {label}")
-            values = page.descriptors(piece, rate) if label == "mixture" else reference_descriptors
+            player, image = _excerpt(out, assets / target, label, piece, powers[label], rate, zero_db, window,
+                                     f"{target}: {label}")
+            values = measures.descriptors(piece, rate) if label == "mixture" else reference_descriptors
             rows.append(f'<tr class="{label}"><th scope="row">{label}<br>{player}</th><td>{image}</td>'
-                        f'{page.number(None) * 5}'
-                        f'{page.descriptor_cells(values, reference_descriptors if label == "mixture" else None)}</tr>')
+                        f'{markup.number(None) * 5}'
+                        f'{markup.descriptor_cells(values, reference_descriptors if label == "mixture" else None)}</tr>')
     for number, run in enumerate(runs, 1):
         result = run.results.get(track)
-        name = f"{_swatch(colours[run.name])}{page.esc(run.name)}"
+        name = f"{_swatch(colours[run.name])}{markup.esc(run.name)}"
         if result is None:
             rows.append(f'<tr class="estimate"><th scope="row">{name}</th>'
                         '<td colspan="10">not run on this track</td></tr>')
             continue
         scores = track_scores(result, target)
-        cells = "".join(page.number(scores[m]) for m in SCORE_COLUMNS) + page.number(scores["global_SDR"])
+        cells = "".join(markup.number(scores[m]) for m in SCORE_COLUMNS) + markup.number(scores["global_SDR"])
         path = run.estimate_path(track, target)
         player, image, values = "", '<span class="note">estimates not kept</span>', None
         if window is not None and path.is_file():
             try:
-                piece = page.read_excerpt(path, window)
+                piece = render.read_excerpt(path, window)
             except AudioError as error:
                 rows.append(f'<tr class="estimate"><th scope="row">{name}</th><td colspan="10" class="note">'
-                            f"{page.esc(error)}</td></tr>")
+                            f"{markup.esc(error)}</td></tr>")
                 continue
-            player, image = _excerpt(out, assets / target, f"m{number:02d}-{page.slug(run.name)}", piece, rate, zero_db,
-                                     window, f"{target}: {run.name}")
-            player = f'<br>{player} <a href="{page.esc(page.link(path, out))}">whole track</a>'
-            values = page.descriptors(piece, rate)
-        descriptor_cells = page.descriptor_cells(values, reference_descriptors if window is not None else None)
+            player, image = _excerpt(out, assets / target, f"m{number:02d}-{markup.slug(run.name)}", piece,
+                                     measures.image_power(piece), rate, zero_db, window, f"{target}: {run.name}")
+            player = f'<br>{player} <a href="{markup.esc(markup.link(path, out))}">whole track</a>'
+            values = measures.descriptors(piece, rate)
+        descriptor_cells = markup.descriptor_cells(values, reference_descriptors if window is not None else None)
         rows.append(f'<tr class="estimate"><th scope="row">{name}{player}</th><td>{image}</td>{cells}'
                     f"{descriptor_cells}</tr>")
     frames = _frames_plot(assets / f"{target}-frames.png", track, target, runs, colours, window)
     header = "".join(f"<th>{h}</th>" for h in ("", "magnitude spectrogram", *SCORE_COLUMNS, "global SDR",
                                                   "centroid", "bandwidth", "flatness", "entropy"))
-    control = page.window_control(window, where) if window is not None else ""
+    control = markup.window_control(window, where) if window is not None else ""
     data_window = f' data-window="{window.seconds:.6f}"' if window is not None else ""
     return (
         f'<div class="group"{data_window}><h3>{target}</h3>{control}'
-        f'{page.image_tag(page.link(frames, out), f"{track} {target}: SDR per frame", "frames")}'
+        f'{markup.image_tag(markup.link(frames, out), f"{track} {target}: SDR per frame", "frames")}'
         f'<table class="players"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
 
 
-def _excerpt(out, folder, label, piece, rate, zero_db, window, title) -> tuple[str, str]:
-    audio = page.write_excerpt(folder / f"{label}.flac", piece, rate)
-    image = page.write_spectrogram(folder / f"{label}.png", piece, rate, zero_db, window.start_seconds, title)
-    return (page.audio_tag(page.link(audio, out), window),
-            page.image_tag(page.link(image, out), f"{title} spectrogram", "spectrogram"))
+def _excerpt(out, folder, label, piece, power, rate, zero_db, window, title) -> tuple[str, str]:
+    audio = render.write_excerpt(folder / f"{label}.flac", piece, rate)
+    image = render.write_spectrogram(folder / f"{label}.png", power, rate, zero_db, window.start_seconds, title)
+    return (markup.audio_tag(markup.link(audio, out), window),
+            markup.image_tag(markup.link(image, out), f"{title} spectrogram", "spectrogram"))
 
 
 def _frames_plot(path: Path, track: str, target: str, runs, colours, window) -> Path:
@@ -337,4 +341,4 @@ def _frames_plot(path: Path, track: str, target: str, runs, colours, window) -> 
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     figure.subplots_adjust(left=0.06, right=0.8, bottom=0.22, top=0.87)
-    return page.save_figure(figure, path)
+    return render.save_figure(figure, path)

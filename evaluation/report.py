@@ -4,8 +4,8 @@ Rows are methods (from one or more result folders of ``python -m evaluation
 run``), columns the targets' median SDR (museval: median over frames, then
 over tracks) and their mean, plus the mean global SDR. Published MUSDB18
 test-set scores are added as reference rows, labelled as such: they come
-from the papers (see DESIGN.md), not from this run, and from all 50 test
-tracks, so they compare only roughly with a run on other tracks.
+from the papers cited in :data:`PUBLISHED`, not from this run, and from all
+50 test tracks, so they compare only roughly with a run on other tracks.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from pathlib import Path
 import tqdm
 
 from demix import TARGETS
-from demix.atomic import write_json_atomically
+from demix.atomic import atomic_path, write_json_atomically
 from demix.errors import first_line
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -272,8 +271,6 @@ def write_outputs(out_dir: Path, results: list[dict]) -> tuple[Path, Path]:
     table, aggregated = results_table(results), summary(results)
     table_path, summary_path = Path(out_dir) / "results.csv", Path(out_dir) / "summary.csv"
     for frame, path in ((table, table_path), (aggregated, summary_path)):
-        fd, temp = tempfile.mkstemp(suffix=".csv.part", dir=out_dir)
-        os.close(fd)
-        frame.to_csv(temp, index=False)
-        os.replace(temp, path)
+        with atomic_path(path) as temp:
+            frame.to_csv(temp, index=False)
     return table_path, summary_path

@@ -4,6 +4,6 @@ Change the ensemble in ``my_submission/config.toml`` (copy ``demix/default.toml`
 there to start); weights go in ``models/``.
 """
 
-from my_submission.demix_model import DemixSeparationModel
+from challenge.separation_model import DemixSeparationModel
 
 MySeparationModel = DemixSeparationModel

@@ -136,6 +136,10 @@ def test_a_killed_run_resumes_without_recomputing(tmp_path, hq_root):
     assert f"{len(finished)} of 4 (method, track) scores already done: kept" in completed.stdout + completed.stderr
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())
     assert len(list((out / "scores").glob("*/*.json"))) == 4
+    umask = os.umask(0)
+    os.umask(umask)
+    for table in ("results.csv", "summary.csv"):  # the mode a plain open() gives, not mkstemp's 0600
+        assert (out / table).stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_bad_root_and_unknown_method_are_named(tmp_path, hq_root):

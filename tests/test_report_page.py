@@ -20,9 +20,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from demix import SAMPLE_RATE, TARGETS, listening
+from demix import SAMPLE_RATE, TARGETS
 from demix.audio import write_wav_atomically
 from demix.errors import AudioError
+from listening_pages import descriptors as measures
+from listening_pages import markup, render
+from listening_pages import window as windows
 
 from conftest import STEM_ORDER
 
@@ -42,19 +45,31 @@ def test_the_window_is_where_the_audio_is_loudest():
     rng = np.random.default_rng(0)
     audio = 0.01 * rng.standard_normal((2, 20 * rate))
     audio[:, int(12.3 * rate):int(14.1 * rate)] *= 50  # a loud 1.8 s
-    window = listening.loudest_window(audio, rate, WINDOW)
+    window = windows.loudest_window(audio, rate, WINDOW)
     assert window.length == WINDOW * rate and window.rate == rate and window.reason == "loudest"
     assert window.start_seconds <= 12.3 and window.end_seconds >= 14.1
-    assert window.start_seconds % listening.WINDOW_STEP_SECONDS == 0
+    assert window.start_seconds % windows.WINDOW_STEP_SECONDS == 0
     np.testing.assert_array_equal(window.cut(audio), audio[:, window.start:window.start + window.length])
+
+
+@pytest.mark.parametrize("block", [1, 777, 8000, 10**6])
+def test_the_window_found_block_by_block_is_the_one_of_the_whole_song(block):
+    """``separate --report`` streams the mixture from disk instead of decoding it whole."""
+    rate = 8000
+    audio = 0.01 * np.random.default_rng(3).standard_normal((2, 20 * rate + 123))
+    audio[:, int(5.2 * rate):int(5.9 * rate)] *= 30
+    blocks = (audio[:, start:start + block] for start in range(0, audio.shape[1], block))
+    streamed = windows.loudest_window_of_blocks(blocks, audio.shape[1], rate, 3.0)
+    assert streamed == windows.loudest_window(audio, rate, 3.0)
+    assert streamed.start_seconds <= 5.2 and streamed.end_seconds >= 5.9
 
 
 def test_a_short_song_is_one_window_and_a_late_start_moves_back():
     rate = 8000
     short = np.ones((1, 3 * rate), dtype=np.float32)
-    window = listening.loudest_window(short, rate, 10.0)
+    window = windows.loudest_window(short, rate, 10.0)
     assert (window.start, window.seconds) == (0, 3.0)
-    late = listening.fixed_window(20 * rate, rate, start_seconds=18.0, seconds=4.0)
+    late = windows.fixed_window(20 * rate, rate, start_seconds=18.0, seconds=4.0)
     assert (late.start_seconds, late.end_seconds) == (16.0, 20.0)
     # an estimate shorter than its reference is padded to the window's length
     cut = late.cut(np.ones((2, 19 * rate)))
@@ -66,13 +81,13 @@ def test_an_excerpt_read_from_a_file_is_its_window(tmp_path):
     audio = (0.1 * rng.standard_normal((2, 6 * SAMPLE_RATE))).astype(np.float32)
     path = write_wav_atomically(tmp_path / "vocals.wav", audio.T, SAMPLE_RATE)
     for start in (1.5, 4.0):  # inside, and running past the end of the file
-        window = listening.Window(int(start * SAMPLE_RATE), int(WINDOW * SAMPLE_RATE), SAMPLE_RATE, "test")
-        np.testing.assert_array_equal(listening.read_excerpt(path, window), window.cut(audio))
-    other_rate = listening.Window(0, 100, 48000, "test")
+        window = windows.Window(int(start * SAMPLE_RATE), int(WINDOW * SAMPLE_RATE), SAMPLE_RATE, "test")
+        np.testing.assert_array_equal(render.read_excerpt(path, window), window.cut(audio))
+    other_rate = windows.Window(0, 100, 48000, "test")
     with pytest.raises(AudioError, match=re.escape(f"{path}: 44100 Hz, expected 48000 Hz")):
-        listening.read_excerpt(path, other_rate)
+        render.read_excerpt(path, other_rate)
     with pytest.raises(AudioError, match=re.escape(str(tmp_path / "absent.wav"))):
-        listening.read_excerpt(tmp_path / "absent.wav", other_rate)
+        render.read_excerpt(tmp_path / "absent.wav", other_rate)
 
 
 # ---------------------------------------------------------------- descriptors and spectrograms
@@ -85,7 +100,7 @@ def _sine(frequency: float, seconds: float = 2.0, rate: int = SAMPLE_RATE) -> np
 
 @pytest.mark.parametrize("frequency", [110.0, 1000.0, 5000.0])
 def test_a_sines_centroid_is_its_frequency(frequency):
-    values = listening.descriptors(_sine(frequency), SAMPLE_RATE)
+    values = measures.descriptors(_sine(frequency), SAMPLE_RATE)
     assert values.centroid == pytest.approx(frequency, rel=0.005)
     assert values.bandwidth < 50  # one line: the spread is the window's main lobe
     assert values.flatness < 1e-4 and values.entropy < 0.2
@@ -93,7 +108,7 @@ def test_a_sines_centroid_is_its_frequency(frequency):
 
 def test_white_noise_is_flat():
     noise = np.random.default_rng(2).standard_normal((2, 3 * SAMPLE_RATE))
-    values = listening.descriptors(noise, SAMPLE_RATE)
+    values = measures.descriptors(noise, SAMPLE_RATE)
     assert values.flatness == pytest.approx(1.0, abs=0.01)
     assert values.entropy == pytest.approx(1.0, abs=0.01)
     assert values.centroid == pytest.approx(SAMPLE_RATE / 4, rel=0.01)  # the middle of 0 .. rate/2
@@ -104,17 +119,18 @@ def test_a_duller_copy_has_a_lower_centroid_and_silence_has_none(track):
 
     reference = track[1]["drums"]
     dull = sosfilt(butter(4, 2000, fs=SAMPLE_RATE, output="sos"), reference, axis=1)
-    sharp, blunt = listening.descriptors(reference, SAMPLE_RATE), listening.descriptors(dull, SAMPLE_RATE)
+    sharp, blunt = measures.descriptors(reference, SAMPLE_RATE), measures.descriptors(dull, SAMPLE_RATE)
     assert blunt.centroid < 0.7 * sharp.centroid and blunt.bandwidth < sharp.bandwidth
-    assert all(math.isnan(v) for v in listening.descriptors(np.zeros((2, 5000)), SAMPLE_RATE).as_dict().values())
+    assert all(math.isnan(v) for v in measures.descriptors(np.zeros((2, 5000)), SAMPLE_RATE).as_dict().values())
 
 
 def test_spectrograms_given_one_zero_db_share_a_colour_scale(tmp_path):
     from matplotlib.image import imread
 
     loud, quiet = _sine(1000.0), 0.01 * _sine(1000.0)
-    zero_db = listening.reference_power(loud)
-    images = [imread(listening.write_spectrogram(tmp_path / f"{name}.png", audio, SAMPLE_RATE, zero_db))
+    zero_db = measures.loudest_bin(measures.image_power(loud))
+    images = [imread(render.write_spectrogram(tmp_path / f"{name}.png", measures.image_power(audio), SAMPLE_RATE,
+                                              zero_db))
               for name, audio in (("loud", loud), ("quiet", quiet))]
     assert images[0].shape == images[1].shape and images[0].shape[1] == 400
     loud_rgb, quiet_rgb = (image[..., :3].sum(axis=-1) for image in images)
@@ -168,10 +184,10 @@ def test_the_page_plays_each_references_loudest_window(evaluation_page):
     tracks = sorted(path.name for path in (root / "test").iterdir())
     assert len(tracks) == 2
     for index, track in enumerate(tracks, 1):
-        assets = out / "listening" / f"t{index:03d}-{listening.slug(track)}"
+        assets = out / "listening" / f"t{index:03d}-{markup.slug(track)}"
         for target in TARGETS:
             reference, rate = sf.read(root / "test" / track / f"{target}.wav", dtype="float32", always_2d=True)
-            window = listening.loudest_window(reference.T, rate, WINDOW)
+            window = windows.loudest_window(reference.T, rate, WINDOW)
             assert f"window {window.start_seconds:.1f}–{window.end_seconds:.1f} s of the song" in html
             excerpt, excerpt_rate = sf.read(assets / target / "reference.flac", dtype="float32", always_2d=True)
             assert excerpt_rate == rate and len(excerpt) == WINDOW * rate
@@ -354,7 +370,7 @@ def test_separate_report_page_in_chromium(tmp_path, user_config, mixture_wav, tr
     assert "0 separated, 1 skipped" in completed.stdout
     assert f"listening page: {(out / 'index.html').as_uri()}" in completed.stdout
     duration = sf.info(mixture_wav).duration
-    state = open_page(browser, out / "index.html", min(duration, listening.DEFAULT_WINDOW_SECONDS))
+    state = open_page(browser, out / "index.html", min(duration, windows.DEFAULT_WINDOW_SECONDS))
     assert len(state["audio"]) == 1 + len(TARGETS) and len(state["images"]) == 1 + len(TARGETS)
     assert all("/listening/" in audio["src"] for audio in state["audio"])
     html = (out / "index.html").read_text()
@@ -368,7 +384,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
     from demix.atomic import atomic_path
 
     page = tmp_path / "index.html"
-    listening.write_page(page, "first", "<p>first</p>")
+    markup.write_page(page, "first", "<p>first</p>")
     with pytest.raises(RuntimeError), atomic_path(page) as temp:
         temp.write_text("half a page")
         raise RuntimeError("interrupted")
@@ -394,7 +410,7 @@ def test_runs_from_two_folders_and_a_chosen_window_start(evaluation_page, tmp_pa
     html = (tmp_path / "page" / "index.html").read_text()
     assert html.count('<tr class="method">') == 2 * 2 and "irm (first)" in html and "irm (second)" in html
     assert html.count("window 1.0–4.0 s of the song (from the chosen start)") == len(TARGETS)
-    vocals = tmp_path / "page" / "listening" / f"t001-{listening.slug(track)}" / "vocals"
+    vocals = tmp_path / "page" / "listening" / f"t001-{markup.slug(track)}" / "vocals"
     first, second = (sf.read(vocals / f"m0{n}-irm-{name}.flac")[0] for n, name in ((1, "first"), (2, "second")))
     assert np.abs(first).max() > 0.01 and not second.any()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .folder import write_bytes_atomically
+from demix.atomic import write_bytes_atomically
 
 
 def write_curve(path: Path, epochs: list[dict], targets: tuple[str, ...]) -> None:

@@ -27,6 +27,7 @@ import tqdm
 from openunmix.utils import EarlyStopping
 
 from demix import TARGETS
+from demix.atomic import sweep_dead_temporaries
 from demix.errors import DemixError
 from demix.load import resolve_device
 
@@ -52,7 +53,7 @@ def fit(options: FitOptions, models_dir: Path | None = None) -> Path:
     options = _absolute_paths(options)
     output = Path(options.output)
     files.check_writable(output)
-    files.remove_partial_files(output)
+    sweep_dead_temporaries(output)  # what a killed run was writing
     checkpoint_path = output / files.CHECKPOINT
     if options.resume and not checkpoint_path.is_file():
         raise DemixError(f"{output}: no {files.CHECKPOINT} here to resume")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from demix.atomic import atomic_path, write_json_atomically
+from demix.atomic import write_bytes_atomically, write_json_atomically
 from demix.errors import DemixError
 
 CHECKPOINT = "checkpoint.pt"
@@ -51,17 +51,6 @@ def check_writable(output: Path) -> None:
         os.unlink(probe)
     except OSError as error:
         raise DemixError(f"{output}: cannot write the model folder here ({error.strerror or error})") from None
-
-
-def remove_partial_files(output: Path) -> None:
-    """Temporary files a killed run left behind (``demix.atomic`` names them ``.<name>.*.part*``)."""
-    for leftover in Path(output).glob(".*.part*"):
-        leftover.unlink(missing_ok=True)
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    with atomic_path(path) as temp:
-        temp.write_bytes(data)
 
 
 def save_torch_atomically(path: Path, data) -> None:

@@ -1,13 +1,15 @@
-"""The SDX 2023 music demixing track's model protocol around the ensemble."""
+"""The SDX 2023 music demixing track's model protocol around the ensemble:
+the class ``my_submission/user_config.py`` names as ``MySeparationModel``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from challenge.submission import load_submission_ensemble
 from demix import TARGETS
 from demix.audio import Audio
 from demix.separate import separate_audio
+
+from .submission import load_submission_ensemble
 
 
 class DemixSeparationModel:
