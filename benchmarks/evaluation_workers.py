@@ -23,12 +23,12 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 
-def build_root(root: Path, count: int) -> None:
+def build_root(root: Path, count: int, excerpts: Path | None = None) -> None:
     import stempeg
 
     from challenge.example import lay_out_stem_file
 
-    sources = [Path(stempeg.example_stem_path())] + sorted((PROJECT.parent / "shared/data/musdb18-excerpts").glob("*.stem.mp4"))
+    sources = [Path(stempeg.example_stem_path())] + (sorted(excerpts.glob("*.stem.mp4")) if excerpts else [])
     staging = root / "staging"
     laid_out = [lay_out_stem_file(path, staging) for path in sources]
     for index in range(count):
@@ -47,10 +47,12 @@ def timed_run(root: Path, out: Path, workers: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=8)
+    parser.add_argument("--excerpts", type=Path, default=None,
+                        help="a folder of more MUSDB .stem.mp4 excerpts (default: the stempeg wheel's alone)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        build_root(root, args.tracks)
+        build_root(root, args.tracks, args.excerpts)
         rates = {}
         for workers in (1, 2):
             seconds = timed_run(root, root / f"out-{workers}", workers)
