@@ -127,12 +127,25 @@ def mixture_wav(tmp_path_factory, track) -> Path:
 SECOND_TRACK_FIXTURES = {"stem_files", "second_track"}
 
 
+#: Files whose tests run whole commands, subprocesses, compilers, museval or a browser
+#: (seconds to a minute each): marked ``slow``; ``pytest -m "not slow"`` is the inner loop.
+SLOW_FILES = {
+    "test_atomic.py", "test_cli.py", "test_cli_promises.py", "test_compiled_end_to_end.py", "test_compute.py",
+    "test_docker.py", "test_evaluation.py", "test_evaluation_independent.py", "test_grader.py",
+    "test_graders_own_code.py", "test_report_page.py", "test_spleeter.py", "test_submit.py", "test_training.py",
+    "test_tune_matches_separate.py",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark ``second_track`` every test that reads the second track through a
-    fixture; a test that opens the excerpts folder itself carries the marker."""
+    fixture (a test that opens the excerpts folder itself carries the marker),
+    and ``slow`` every test of :data:`SLOW_FILES`."""
     for item in items:
         if set(getattr(item, "fixturenames", ())) & SECOND_TRACK_FIXTURES:
             item.add_marker(pytest.mark.second_track)
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 def tiny_openunmix_folder(folder: Path, targets=TARGETS, with_separator_json=True, seed=0) -> Path:

@@ -37,6 +37,10 @@ EXAMPLE = "The Easton Ellises - Falcon 69"
 #: Floors for the second track's vocals (24 s of it, one block of the Spleeter member),
 #: measured: 80s Rock 12.57 dB (demix/offline.toml), the rearranged example 4.61 dB.
 VOCALS_SANITY = {ROCK: 12.0, REARRANGED: 4.3}
+#: How far blocks may move those vocals from one block (dB), per track, from measurement:
+#: 80s Rock 24-bit and 48 kHz -0.02, mono +0.04; the rearranged example 24-bit and 48 kHz
+#: +0.12, mono -0.01 (its hard cuts every 1.5 s move more with the patch layout).
+SEAMS_BOUND_DB = {ROCK: 0.1, REARRANGED: 0.2}
 HOP = 1024
 
 
@@ -102,9 +106,9 @@ def test_the_engine_does_not_degrade_it(tmp_path, tracks, second_track):
     """The second track (80s Rock) repeated to 24 s, separated through files by the ensemble with
     the shortest blocks it gives this member (one patch, 11.9 s: 3 blocks, 2
     seams) from a 24-bit, a 48 kHz and a mono copy: the vocals stay
-    within 0.1 dB of one 44.1 kHz block of the same content (for the mono copy,
-    of the mono content: a mono mixture is another input). Measured: 24-bit and
-    48 kHz -0.02 dB, mono +0.04 dB (end-to-end patches moved by up to 0.23 dB)."""
+    within :data:`SEAMS_BOUND_DB` of one 44.1 kHz block of the same content (for
+    the mono copy, of the mono content: a mono mixture is another input).
+    End-to-end patches moved 80s Rock by up to 0.23 dB."""
     import librosa
 
     stems = tracks[second_track]
@@ -131,13 +135,13 @@ def test_the_engine_does_not_degrade_it(tmp_path, tracks, second_track):
     mix_48k = librosa.resample(mix, orig_sr=SAMPLE_RATE, target_sr=rate)  # soxr, not the engine's resampler
     vocals_48k = librosa.resample(vocals, orig_sr=SAMPLE_RATE, target_sr=rate)
     scores["48 kHz"] = global_sdr(vocals_48k, vocals_of(blocks, "48k", mix_48k, rate))
-    for copy, score in scores.items():
-        assert abs(score - reference) <= 0.1, (copy, score, reference)
-
     mono = mix.mean(axis=0, keepdims=True)
     mono_reference = global_sdr(vocals.mean(0, keepdims=True), vocals_of(one_block, "mono-one-block", mono, SAMPLE_RATE))
     mono_blocks = global_sdr(vocals.mean(0, keepdims=True), vocals_of(blocks, "mono", mono, SAMPLE_RATE))
-    assert abs(mono_blocks - mono_reference) <= 0.1, (mono_blocks, mono_reference)
+    moved = {copy: score - reference for copy, score in scores.items()}
+    moved["mono"] = mono_blocks - mono_reference
+    print("block seams moved the vocals by (dB):", moved)
+    assert all(abs(change) <= SEAMS_BOUND_DB[second_track] for change in moved.values()), moved
 
 
 @pytest.mark.parametrize("name, floors", [
