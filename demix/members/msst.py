@@ -20,7 +20,7 @@ from the YAML's ``model`` section (MDX23C: from the whole config).
 Inference, per ensemble block: ``msst.utils.model_utils.demix`` (chunks of
 ``chunk_size`` every ``chunk_size // num_overlap`` samples, reflect padding
 at the block's ends, linear cross-fades), at the YAML's rate. A YAML with
-``inference.normalize: true`` (SCNet XL's) makes msst's inference scale the
+``inference.normalize: true`` (MSST's SCNet small and large configs) makes msst's inference scale the
 input by the mono mix's mean and std (``msst.utils.audio_utils.normalize_audio``:
 numpy's std, without Bessel's correction; a std at or below float32's
 epsilon counts as 1) and undo it on the stems; here the statistics are the
