@@ -102,7 +102,12 @@ def read_audio(path: Path) -> Audio:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
-        data, rate = _read_with_ffmpeg(path, sf_error)
+        return _read_with_ffmpeg(path, sf_error)
+    return _checked_audio(path, data, rate)
+
+
+def _checked_audio(path: Path, data: np.ndarray, rate: int) -> Audio:
+    """(frames, channels) samples as :class:`Audio`, after the engine's checks."""
     samples = np.ascontiguousarray(data.T)
     _check_shape(path, *samples.shape)
     _check_finite(path, samples)
@@ -117,8 +122,9 @@ def open_audio(path: Path) -> Audio | AudioFile:
         raise AudioError(f"{path}: no such file")
     try:
         info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        return read_audio(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
+        # not a libsndfile format: one ffprobe and one ffmpeg decode, no second libsndfile attempt
+        return _read_with_ffmpeg(path, sf_error)
     _check_shape(path, info.channels, info.frames)
     return AudioFile(path, int(info.samplerate), info.channels, info.frames)
 
@@ -138,7 +144,9 @@ def _check_finite(path: Path, samples: np.ndarray) -> None:
         raise AudioError(f"{path}: contains NaN or infinite samples")
 
 
-def _read_with_ffmpeg(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
+def _read_with_ffmpeg(path: Path, sf_error: Exception) -> Audio:
+    """The first audio stream (an NI stem file's mixture) decoded by ffmpeg:
+    ffprobe once for the stream count, its result handed to the decode."""
     import stempeg  # imported lazily: it checks for the ffmpeg binary on import
 
     try:
@@ -157,7 +165,7 @@ def _read_with_ffmpeg(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 1:
         data = data[:, None]
-    return data, int(rate)
+    return _checked_audio(path, data, rate)
 
 
 def engine_length(frames: int, sample_rate: int) -> int:
