@@ -17,7 +17,7 @@ cache it filled (warm-up from the cache).
 Targets: compiled <= 0.6 x the reference with max abs difference <= 1e-5;
 bf16 <= 0.45 x with >= 40 dB agreement; warm-up from the cache <= 10 s.
 
-    .venv/bin/python benchmarks/fast_path.py [--seconds 30]
+    .venv/bin/python benchmarks/fast_path.py [--seconds 30] [--modes compiled-cold,compiled-cached]
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import build_members, make_input  # noqa: E402  (the same members as benchmarks/engine.py)
 
+
+#: The rows, in order; compiled-cached reuses the kernels compiled-cold compiled.
+MODES = ("reference", "eager", "compiled-cold", "compiled-cached", "bf16")
 
 #: Separations timed per row; the fastest counts (this machine is shared and noisy).
 REPEATS = 3
@@ -92,7 +95,61 @@ def child(mode: str, wav: Path, output: Path) -> dict:
     row["fell_back"] = ensemble.compute != "eager" and not ensemble.compiled
     row["seconds"], stems = fastest(lambda: ensemble.separate(mix))
     np.save(output, stems.numpy())
+    row["breakdown"] = breakdown(ensemble, mix)
     return row
+
+
+class Stopwatch:
+    """Seconds spent inside wrapped callables, by label; a call inside
+    another wrapped one counts for both (the post-filter's STFTs are part of
+    the post-filter), so the report subtracts the parts from their whole."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, label: str, function):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
+        return timed
+
+
+def breakdown(ensemble, mix) -> dict[str, float]:
+    """One more separation of ``mix`` with its parts timed: each member's
+    ``separate`` (its own STFTs, network, masks), the Wiener post-filter
+    (its STFTs of the mix and of the blend, the EM step, the inverse STFT)
+    and what is left, the engine's own work (blocks, resampling, the blend's
+    sums, cross-fades, copies). Wrapping adds a few calls per block, nothing
+    per sample."""
+    import demix.postfilter
+
+    watch = Stopwatch()
+    for member in ensemble.members:
+        member.separate = watch.wrap(f"member {member.name}", member.separate)
+    postfilter = ensemble.postfilter
+    wiener = demix.postfilter.wiener
+    if postfilter is not None:
+        postfilter.forward = watch.wrap("post-filter", postfilter.forward)
+        postfilter.stft.forward = watch.wrap("post-filter STFTs", postfilter.stft.forward)
+        postfilter.istft.forward = watch.wrap("post-filter inverse STFT", postfilter.istft.forward)
+        demix.postfilter.wiener = watch.wrap("post-filter EM step", wiener)
+    started = time.perf_counter()
+    try:
+        ensemble.separate(mix)
+    finally:
+        demix.postfilter.wiener = wiener
+    total = time.perf_counter() - started
+    parts = dict(watch.seconds)
+    if "post-filter" in parts:
+        parts["post-filter other"] = parts["post-filter"] - sum(
+            parts.get(label, 0.0) for label in ("post-filter STFTs", "post-filter inverse STFT", "post-filter EM step"))
+    outside = sum(seconds for label, seconds in parts.items() if label.startswith("member ") or label == "post-filter")
+    parts["engine's own work"] = total - outside
+    parts["total"] = total
+    return parts
 
 
 def run_child(mode: str, wav: Path, output: Path, cache: Path) -> dict:
@@ -112,6 +169,8 @@ def agreement_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"comma-separated rows to run, among {', '.join(MODES)} (reference and eager always run)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -128,7 +187,11 @@ def main() -> None:
         wav, cache = folder / "input.wav", folder / "compile-cache"
         make_input(wav, args.seconds)
         rows = {}
-        for mode in ("reference", "eager", "compiled-cold", "compiled-cached", "bf16"):
+        wanted = set(args.modes.split(",")) | {"reference", "eager"}
+        unknown = wanted - set(MODES)
+        if unknown:
+            parser.error(f"unknown modes {sorted(unknown)}")
+        for mode in (mode for mode in MODES if mode in wanted):
             rows[mode] = run_child(mode, wav, folder / f"{mode}.npy", cache)
         base = rows["reference"]["seconds"]
         eager = np.load(folder / "eager.npy")
@@ -143,6 +206,14 @@ def main() -> None:
             label = mode + (" (fell back)" if row.get("fell_back") else "")
             print(f"{label:<16} {warm} {row['seconds']:7.1f} {row['seconds'] / base:6.3f} "
                   f"{row['peak_rss_mb']:7.0f} {diff:>10} {agree:>9}")
+        print("where the time goes (one more separation, parts timed; seconds and share of it):")
+        for mode, row in rows.items():
+            if "breakdown" not in row:
+                continue
+            total = row["breakdown"]["total"]
+            parts = ", ".join(f"{label} {seconds:.1f} ({seconds / total:.0%})"
+                              for label, seconds in row["breakdown"].items() if label not in ("total", "post-filter"))
+            print(f"  {mode}: {total:.1f} s = {parts}")
         print("targets: compiled <= 0.6 x reference, max|diff| <= 1e-5; bf16 <= 0.45 x, >= 40 dB; "
               "warm-up from cache <= 10 s")
 
