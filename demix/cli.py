@@ -105,8 +105,8 @@ def _info(args) -> int:
     _print_member_files(config, models_dir)
     try:  # the members are read (their targets are in their files) but not compiled or warmed up
         ensemble = Ensemble.from_config(config, models_dir)
-    except DemixError as error:
-        print(f"the ensemble cannot be loaded yet:\n  {error}")
+    except DemixError as error:  # missing weights, or a compute mode this CPU refuses
+        print(f"the ensemble cannot be loaded here:\n  {error}")
         return 1
     for line in ensemble.describe():
         print(line)

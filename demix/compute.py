@@ -16,6 +16,9 @@ it about 8 %, and it is a tenth of the time):
   brings a cached warm-up of htdemucs from about 24 s to about 8 s.
 * ``bf16``: compiled as above, under ``torch.autocast`` with bfloat16 (opt-in:
   it changes the stems slightly; see the README for the measured agreement).
+  Only on hardware that computes in bfloat16 itself (:func:`cpu_has_native_bf16`,
+  :func:`cuda_has_native_bf16`); elsewhere torch emulates it, much slower than
+  float32, and :func:`check_compute_mode` refuses it.
 * ``fp16``: compiled, under float16 autocast, on a CUDA GPU only (float16 on a
   CPU is emulated and slow). Not yet measured on a GPU.
 """
@@ -30,6 +33,7 @@ import shutil
 from pathlib import Path
 
 from .atomic import write_json_atomically
+from .errors import DemixError
 from .paths import compile_cache_dir
 
 COMPUTE_MODES = ("eager", "compiled", "bf16", "fp16")
@@ -39,6 +43,88 @@ COMPILED_MODES = ("compiled", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 #: Modes that need a CUDA device.
 CUDA_ONLY_MODES = ("fp16",)
+#: Set to 1 to run ``bf16`` where it would be emulated (to check its stems, not for speed).
+ALLOW_EMULATED_BF16 = "DEMIX_ALLOW_EMULATED_BF16"
+
+#: Why bf16 is refused on a CPU without it. The figures: ``benchmarks/fast_path.py --seconds 30``
+#: (the default ensemble, random weights) on a 2-core AMD EPYC (Zen 3, AVX2, no AVX-512).
+_EMULATED_BF16_ON_CPU = (
+    'compute = "bf16" is refused: this CPU has no native bfloat16 arithmetic (no AVX512_BF16 or AMX-BF16 '
+    "on x86, no BF16 extension on Arm, says torch.cpu.get_capabilities()), so torch would emulate it, "
+    "about 8 times slower than float32 (186.6 s against 23.4 s for the default ensemble on 30 s of music, "
+    'measured on a 2-core AMD EPYC Zen 3). Use compute = "compiled" (float32, the default). bf16 pays off on '
+    "Intel Xeon Cooper Lake, Sapphire Rapids and later, AMD Zen 4 and later, and Arm CPUs with BF16; "
+    f"to run it emulated anyway (to check its stems), set {ALLOW_EMULATED_BF16}=1"
+)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 itself instead of torch emulating
+    it (widening to float32 and rounding back around each operation).
+
+    Native means AVX512_BF16 or AMX-BF16 on x86 (Intel Xeon Cooper Lake,
+    Sapphire Rapids and later; AMD Zen 4 and later) or the BF16 extension on
+    Arm64. The answer is ``torch.cpu.get_capabilities()``, torch's reading of
+    the CPU through the cpuinfo library: keys ``avx512_bf16`` and ``amx_bf16``
+    on x86, ``bf16`` on Arm64 (absent elsewhere).
+
+    Torch's other probes answer other questions, so they are not used:
+
+    * ``torch.backends.cpu.get_cpu_capability()`` names the vector tier ATen
+      dispatches its kernels to (``"AVX2"``, ``"AVX512"``, ...); it says
+      nothing about bfloat16.
+    * ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` says whether oneDNN
+      has bfloat16 kernels here, which on x86 it has from AVX-512 (BW, VL,
+      DQ) on, converting where AVX512_BF16 is missing (Skylake, Ice Lake): it
+      works there, but is not fast.
+    * ``torch.cpu._is_avx512_bf16_supported()`` and ``_is_amx_tile_supported()``
+      are private readers of the same mapping (``torch._C._cpu`` keeps only
+      ``_get_cpu_capability`` in torch 2.11); AMX tiles alone do not imply
+      AMX-BF16.
+    """
+    import torch
+
+    capabilities = torch.cpu.get_capabilities()
+    return any(capabilities.get(key, False) for key in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+def cuda_has_native_bf16(device) -> bool:
+    """Whether this CUDA (or ROCm) GPU computes in bfloat16: compute capability
+    8.0 (Ampere) and later. ``torch.cuda.is_bf16_supported()`` also says yes
+    where bfloat16 merely works, emulated, unless asked
+    ``including_emulation=False``, and it asks the current device, hence the
+    ``torch.cuda.device`` around it."""
+    import torch
+
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def check_compute_mode(compute: str, device) -> None:
+    """Refuse a mode that this device cannot run, or would only emulate (and
+    so run slower than float32), with a :class:`~demix.errors.DemixError`
+    that says why and what to use instead. Called where an ensemble is built
+    (:class:`demix.ensemble.Ensemble`) and, before any weights are read, by
+    :func:`demix.load.load_ensemble`. The config cannot check it: its device
+    is chosen per run."""
+    import torch
+
+    device = torch.device(device)
+    if compute in CUDA_ONLY_MODES and device.type != "cuda":
+        alternatives = '"compiled" or "bf16"' if cpu_has_native_bf16() else '"compiled"'
+        raise DemixError(f'compute = "{compute}" needs a CUDA GPU (this run is on {device}); '
+                         f"on this CPU use {alternatives}")
+    if compute != "bf16" or os.environ.get(ALLOW_EMULATED_BF16) == "1":
+        return
+    if device.type == "cpu" and not cpu_has_native_bf16():
+        raise DemixError(_EMULATED_BF16_ON_CPU)
+    if device.type == "cuda" and not cuda_has_native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        raise DemixError(
+            f'compute = "bf16" is refused: {torch.cuda.get_device_name(device)} (compute capability '
+            f"{major}.{minor}) has no native bfloat16 arithmetic, which needs 8.0 (Ampere) or later; "
+            f'use compute = "fp16" or "compiled" (or set {ALLOW_EMULATED_BF16}=1 to run it emulated)'
+        )
 
 
 def available_cpus() -> int:

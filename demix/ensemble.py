@@ -36,8 +36,8 @@ import tqdm
 from . import SAMPLE_RATE, TARGETS
 from .audio import resample
 from .config import Config
-from .compute import COMPILED_MODES, CUDA_ONLY_MODES
-from .errors import ConfigError, DemixError, first_line
+from .compute import COMPILED_MODES, check_compute_mode
+from .errors import ConfigError, first_line
 from .members import Member, load_member
 from .postfilter import WienerPostFilter
 from .statistics import SongStatistics
@@ -86,12 +86,10 @@ class Ensemble:
         target over the members that estimate that target."""
         self.members = list(members)
         self.device = torch.device(device)
+        check_compute_mode(compute, self.device)
         for member in self.members:
             member.to(self.device)
         self.compute = compute
-        if compute in CUDA_ONLY_MODES and self.device.type != "cuda":
-            raise DemixError(f'compute = "{compute}" needs a CUDA GPU (this run is on {self.device}); '
-                             'on a CPU use "compiled" or "bf16"')
         self.compiled = compute in COMPILED_MODES
         for member in self.members:
             member.set_compute(compute)

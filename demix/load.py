@@ -6,7 +6,9 @@ the same order, here:
 
 1. threads: every CPU this process may use, and no more
    (:func:`demix.compute.configure_threads`);
-2. the device (``auto``, ``cpu`` or ``cuda``);
+2. the device (``auto``, ``cpu`` or ``cuda``), and a refusal of a compute
+   mode it cannot run or would only emulate, before any weights are read
+   (:func:`demix.compute.check_compute_mode`);
 3. for a compiled mode, the on-disk kernel cache
    (:func:`demix.compute.use_compile_cache`);
 4. the members, from the config's files (:meth:`Ensemble.from_config`);
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .compute import COMPILED_MODES, configure_threads, use_compile_cache
+from .compute import COMPILED_MODES, check_compute_mode, configure_threads, use_compile_cache
 from .config import Config
 from .ensemble import Ensemble
 from .errors import DemixError
@@ -47,6 +49,7 @@ def load_ensemble(config: Config, models_dir=None, device: str | torch.device = 
     if threads:
         configure_threads()
     device = resolve_device(device) if isinstance(device, str) else device
+    check_compute_mode(config.compute, device)
     if config.compute in COMPILED_MODES:
         use_compile_cache()
     ensemble = Ensemble.from_config(config, resolve_models_dir(models_dir), device)

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from demix import SAMPLE_RATE, TARGETS
+from demix.compute import ALLOW_EMULATED_BF16, cpu_has_native_bf16
 
 from evaluation.scores import global_sdr
 
@@ -108,3 +109,35 @@ def test_default_config_without_weights_says_what_to_fetch(tmp_path, mixture_wav
     result = run_demix("separate", mixture_wav, "-o", tmp_path / "out", "--models", tmp_path / "empty_models")
     assert result.returncode == 1
     assert "955717e8-8726e21a.th" in result.stderr and "python -m demix weights fetch htdemucs" in result.stderr
+
+
+BF16_REFUSED = 'compute = "bf16" is refused: this CPU has no native bfloat16 arithmetic'
+needs_a_cpu_that_would_emulate_bf16 = pytest.mark.skipif(
+    cpu_has_native_bf16(), reason="this CPU computes in bf16: nothing to refuse")
+
+
+@needs_a_cpu_that_would_emulate_bf16
+def test_bf16_where_the_cpu_would_emulate_it_is_refused_in_one_line(tmp_path, mixture_wav, monkeypatch):
+    """Before any weights are read: the models folder is empty, yet the refusal comes first."""
+    monkeypatch.delenv(ALLOW_EMULATED_BF16, raising=False)
+    config = tmp_path / "bf16.toml"
+    config.write_text('[separation]\ncompute = "bf16"\n\n[[members]]\nname = "htdemucs"\nmodel = "htdemucs"\n'
+                      'weights = 1\n')
+    result = run_demix("separate", mixture_wav, "-o", tmp_path / "out", "--config", config,
+                       "--models", tmp_path / "empty_models", "--device", "cpu")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {BF16_REFUSED}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert 'Use compute = "compiled"' in result.stderr and f"{ALLOW_EMULATED_BF16}=1" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@needs_a_cpu_that_would_emulate_bf16
+def test_info_names_the_members_then_the_bf16_refusal(tmp_path, user_config, user_models, monkeypatch):
+    monkeypatch.delenv(ALLOW_EMULATED_BF16, raising=False)
+    config = tmp_path / "bf16.toml"
+    config.write_text(user_config.read_text().replace('compute = "eager"', 'compute = "bf16"'))
+    result = run_demix("info", "--config", config)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert str(user_models["demucs"]) in result.stdout
+    assert f"the ensemble cannot be loaded here:\n  {BF16_REFUSED}" in result.stdout
