@@ -228,8 +228,8 @@ def measure(mode: str, wav: Path) -> dict:
         config = load_config()
         weights = {member.name: member.weights for member in config.members}
         iterations = 0 if mode == "ensemble-no-postfilter" else config.wiener_iterations
-        ensemble = Ensemble([demucs_member, umx_member], weights, iterations,
-                            config.block_seconds, config.overlap_seconds)
+        ensemble = Ensemble([demucs_member, umx_member], weights, wiener_iterations=iterations,
+                            block_seconds=config.block_seconds, overlap_seconds=config.overlap_seconds, compute="eager")
         with tempfile.TemporaryDirectory() as out_dir:
             separate_file(ensemble, wav, stem_paths(Path(out_dir)))
     return {"mode": mode, "seconds": time.perf_counter() - started}

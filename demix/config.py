@@ -140,13 +140,39 @@ class MemberConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """A validated config; the ``[separation]`` values default to the
+    schema's (:data:`_SEPARATION_KEYS`, the one holder of defaults)."""
+
     members: tuple[MemberConfig, ...]
-    block_seconds: float = 60.0
-    overlap_seconds: float = 1.0
-    wiener_iterations: int = 1
-    seed: int = 0
-    compute: str = "compiled"
+    block_seconds: float
+    overlap_seconds: float
+    wiener_iterations: int
+    seed: int
+    compute: str
     path: Path | None = None
+
+
+def separation_settings(given: dict[str, Any], where: str) -> dict[str, Any]:
+    """``given`` ``[separation]`` values checked as a config's are, the
+    schema's default for each one not given: what :class:`demix.ensemble.Ensemble`
+    uses when it is built without a config. ``where`` names the caller in errors."""
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{where}: {key}: {message}")
+
+    return _check_options(given, _SEPARATION_KEYS, "separation", fail)
+
+
+def family_options(family: str, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """A member's ``given`` options checked as a config's are, the schema's
+    default for each one not given: what a member built without a config
+    (``DemucsMember.from_file(name, path)``) runs with. ``where`` names the
+    model in errors."""
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{where}: {key}: {message}")
+
+    return _check_options(given, _FAMILY_OPTIONS[family], "options", fail)
 
 
 def load_config(path: Path | None = None) -> Config:

@@ -35,7 +35,7 @@ import tqdm
 
 from . import SAMPLE_RATE, TARGETS
 from .audio import resample
-from .config import Config
+from .config import Config, separation_settings
 from .compute import COMPILED_MODES, check_compute_mode
 from .errors import ConfigError, first_line
 from .members import Member, load_member
@@ -76,14 +76,19 @@ class Ensemble:
         self,
         members: Sequence[Member],
         weights: Mapping[str, Mapping[str, float]],
-        wiener_iterations: int = 1,
-        block_seconds: float = 60.0,
-        overlap_seconds: float = 1.0,
         device: torch.device | str = "cpu",
-        compute: str = "eager",
+        **separation,
     ):
         """``weights[member.name][target]``: raw weights, normalised here per
-        target over the members that estimate that target."""
+        target over the members that estimate that target. ``separation``:
+        the config's ``[separation]`` values (``block_seconds``,
+        ``overlap_seconds``, ``wiener_iterations``, ``compute``), checked as
+        the config checks them; one not given is the config schema's default
+        (:func:`demix.config.separation_settings`), so an ensemble built in
+        code runs as one from a config that leaves it out."""
+        settings = separation_settings(separation, "Ensemble")
+        wiener_iterations, compute = settings["wiener_iterations"], settings["compute"]
+        block_seconds, overlap_seconds = settings["block_seconds"], settings["overlap_seconds"]
         self.members = list(members)
         self.device = torch.device(device)
         check_compute_mode(compute, self.device)
@@ -105,8 +110,8 @@ class Ensemble:
         members = [load_member(member, models_dir, seed=config.seed) for member in config.members]
         weights = {member.name: member.weights for member in config.members}
         return cls(
-            members, weights, config.wiener_iterations, config.block_seconds, config.overlap_seconds, device,
-            config.compute,
+            members, weights, device, wiener_iterations=config.wiener_iterations, block_seconds=config.block_seconds,
+            overlap_seconds=config.overlap_seconds, compute=config.compute,
         )
 
     def warm_up(self) -> float:
@@ -265,7 +270,7 @@ class Blend:
         self,
         member_targets: Mapping[str, Sequence[str]],
         weights: Mapping[str, Mapping[str, float]],
-        wiener_iterations: int = 1,
+        wiener_iterations: int,
         device: torch.device | str = "cpu",
     ):
         self.member_targets = {name: tuple(targets) for name, targets in member_targets.items()}

@@ -24,12 +24,13 @@ from openunmix.transforms import ComplexNorm, make_filterbanks
 
 N_FFT = 4096
 HOP = 1024
-#: Frames per independent Wiener window (Open-Unmix's default wiener_win_len).
-WINDOW_FRAMES = 300
+#: Frames per independent Wiener window (Open-Unmix's default wiener_win_len),
+#: here and in the Open-Unmix member's own filter.
+WIENER_WINDOW_FRAMES = 300
 
 
 class WienerPostFilter(torch.nn.Module):
-    def __init__(self, iterations: int = 1):
+    def __init__(self, iterations: int):
         super().__init__()
         if iterations < 1:
             raise ValueError("the post-filter needs at least one EM iteration")
@@ -47,8 +48,8 @@ class WienerPostFilter(torch.nn.Module):
             mix_stft = self.stft(mix[None])[0].permute(2, 1, 0, 3)
             magnitudes = self.norm(self.stft(estimates)).permute(3, 2, 1, 0)
             refined = torch.zeros(mix_stft.shape + (estimates.shape[0],), dtype=mix_stft.dtype, device=mix.device)
-            for start in range(0, mix_stft.shape[0], WINDOW_FRAMES):
-                window = slice(start, start + WINDOW_FRAMES)
+            for start in range(0, mix_stft.shape[0], WIENER_WINDOW_FRAMES):
+                window = slice(start, start + WIENER_WINDOW_FRAMES)
                 refined[window] = wiener(magnitudes[window], mix_stft[window], self.iterations)
             # back to (sources, channels, bins, frames, 2) for the inverse STFT
             return self.istft(refined.permute(4, 2, 1, 0, 3).contiguous(), length=length)

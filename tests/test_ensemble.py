@@ -60,7 +60,7 @@ def test_blend_is_the_normalised_weighted_sum(truth):
     noisy = KnownMember("noisy", {t: stems[t] + noise[t] for t in TARGETS})
     raw = {"clean": {"bass": 3, "drums": 1, "other": 1, "vocals": 0},
            "noisy": {"bass": 1, "drums": 1, "other": 3, "vocals": 2}}
-    ensemble = Ensemble([clean, noisy], raw, wiener_iterations=0, block_seconds=60)
+    ensemble = Ensemble([clean, noisy], raw, wiener_iterations=0, block_seconds=60, compute="eager")
     out = ensemble.separate(mix)
     noisy_share = {"bass": 0.25, "drums": 0.5, "other": 0.75, "vocals": 1.0}
     for index, target in enumerate(TARGETS):
@@ -73,7 +73,7 @@ def test_a_target_only_some_members_estimate(truth):
     full = KnownMember("full", stems)
     vocals_only = KnownMember("vocals_only", {"vocals": torch.zeros_like(stems["vocals"])})
     ensemble = Ensemble([full, vocals_only], {"full": dict.fromkeys(TARGETS, 1.0), "vocals_only": {"vocals": 1.0}},
-                        wiener_iterations=0)
+                        wiener_iterations=0, compute="eager")
     assert ensemble.weights["vocals"] == {"full": 0.5, "vocals_only": 0.5}
     assert ensemble.weights["bass"] == {"full": 1.0}
     out = ensemble.separate(mix)
@@ -84,12 +84,12 @@ def test_a_target_only_some_members_estimate(truth):
 def test_a_target_nobody_estimates_is_a_config_error(truth):
     _, stems = truth
     with pytest.raises(ConfigError, match="no member estimates 'drums'"):
-        Ensemble([KnownMember("a", {t: stems[t] for t in TARGETS if t != "drums"})], {"a": dict.fromkeys(TARGETS, 1.0)})
+        Ensemble([KnownMember("a", {t: stems[t] for t in TARGETS if t != "drums"})], {"a": dict.fromkeys(TARGETS, 1.0)}, compute="eager")
 
 
 def test_wiener_keeps_true_stems_and_sums_to_the_mixture(truth):
     mix, stems = truth
-    ensemble = Ensemble([KnownMember("oracle", stems)], {"oracle": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=1)
+    ensemble = Ensemble([KnownMember("oracle", stems)], {"oracle": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=1, compute="eager")
     out = ensemble.separate(mix)
     for index, target in enumerate(TARGETS):
         # a Wiener filter is a mask: with true magnitudes it scores like an
@@ -103,8 +103,8 @@ def test_wiener_improves_noisy_blends(truth):
     generator = torch.Generator().manual_seed(0)
     noisy = {t: stems[t] + 0.5 * stems[t].std() * torch.randn(stems[t].shape, generator=generator) for t in TARGETS}
     weights = {"noisy": dict.fromkeys(TARGETS, 1.0)}
-    plain = Ensemble([KnownMember("noisy", noisy)], weights, wiener_iterations=0).separate(mix)
-    filtered = Ensemble([KnownMember("noisy", noisy)], weights, wiener_iterations=1).separate(mix)
+    plain = Ensemble([KnownMember("noisy", noisy)], weights, wiener_iterations=0, compute="eager").separate(mix)
+    filtered = Ensemble([KnownMember("noisy", noisy)], weights, wiener_iterations=1, compute="eager").separate(mix)
     before = np.mean([global_sdr(stems[t], plain[i]) for i, t in enumerate(TARGETS)])
     after = np.mean([global_sdr(stems[t], filtered[i]) for i, t in enumerate(TARGETS)])
     assert after > before + 1.0, (before, after)
@@ -115,8 +115,8 @@ def test_blocks_give_the_same_result_as_one_block(truth, wiener_iterations):
     mix, _ = truth
     members = [FractionMember("a", {"bass": 0.1, "drums": 0.2, "other": 0.3, "vocals": 0.4})]
     weights = {"a": dict.fromkeys(TARGETS, 1.0)}
-    whole = Ensemble(members, weights, wiener_iterations, block_seconds=60).separate(mix)
-    blocked = Ensemble(members, weights, wiener_iterations, block_seconds=5, overlap_seconds=1)
+    whole = Ensemble(members, weights, wiener_iterations=wiener_iterations, block_seconds=60, compute="eager").separate(mix)
+    blocked = Ensemble(members, weights, wiener_iterations=wiener_iterations, block_seconds=5, overlap_seconds=1, compute="eager")
     pieces = list(blocked.separate_blocks(mix))
     assert len(pieces) == 2
     blocked = torch.cat(pieces, -1)

@@ -118,7 +118,7 @@ def test_demucs_in_blocks_normalises_by_the_whole_song_as_demucs_api_does(tmp_pa
     path = save_demucs_package(tiny_htdemucs(("drums", "bass", "other", "vocals"), seed=3), tmp_path / "cafe0001.th")
     member = DemucsMember.from_file("d", path, shifts=0, overlap=0.25, seed=0)
     ensemble = Ensemble([member], {"d": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=0,
-                        block_seconds=12, overlap_seconds=3)
+                        block_seconds=12, overlap_seconds=3, compute="eager")
     plan = list(BlockPlan(mix.shape[-1], ensemble.block, ensemble.overlap))
     assert len(plan) == 3 and ensemble.overlap == 3 * rate
     ours = ensemble.separate(mix)

@@ -482,7 +482,7 @@ def test_msst_member_in_blocks_equals_msst_on_the_whole_song(track, built):
     mix = torch.from_numpy(track[1]["mixture"]).tile(1, 2)[:, : 12 * SAMPLE_RATE].contiguous()
     mix[:, : 4 * SAMPLE_RATE] = 0.2 * mix[:, : 4 * SAMPLE_RATE] + 0.05  # a quiet intro, off centre
     ensemble = Ensemble([member], {"m": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=0,
-                        block_seconds=5, overlap_seconds=(6 * step + 0.5) / SAMPLE_RATE)
+                        block_seconds=5, overlap_seconds=(6 * step + 0.5) / SAMPLE_RATE, compute="eager")
     plan = list(BlockPlan(mix.shape[-1], ensemble.block, ensemble.overlap))
     assert len(plan) == 3 and ensemble.block % step == 0 and ensemble.overlap == 6 * step
     ours = ensemble.separate(mix)
@@ -506,8 +506,8 @@ def test_ensemble_in_several_blocks_matches_one_block(track, ensemble_members):
 
     weights = {m.name: dict.fromkeys(TARGETS, 1.0) for m in ensemble_members}
     mix = torch.from_numpy(track[1]["mixture"]).tile(1, 2)[:, : 12 * SAMPLE_RATE].contiguous()
-    several = Ensemble(ensemble_members, weights, wiener_iterations=0, block_seconds=5, overlap_seconds=1)
-    one = Ensemble(ensemble_members, weights, wiener_iterations=0, block_seconds=20, overlap_seconds=1)
+    several = Ensemble(ensemble_members, weights, wiener_iterations=0, block_seconds=5, overlap_seconds=1, compute="eager")
+    one = Ensemble(ensemble_members, weights, wiener_iterations=0, block_seconds=20, overlap_seconds=1, compute="eager")
     assert len(BlockPlan(mix.shape[-1], several.block, several.overlap)) == 3
     assert len(BlockPlan(mix.shape[-1], one.block, one.overlap)) == 1
     difference = (several.separate(mix) - one.separate(mix)).abs().max().item()

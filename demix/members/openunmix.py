@@ -21,13 +21,11 @@ from openunmix import model as umx_model
 
 from .. import TARGETS
 from ..errors import WeightsError, first_line
+from ..postfilter import WIENER_WINDOW_FRAMES
 from ..safe_load import load_weights
 from ..statistics import SongStatistics
 from ..weights import get_official, missing_file_error, file_status
 from .base import Member
-
-#: Frames per Wiener window inside Open-Unmix's Separator (its own default).
-WIENER_WINDOW_FRAMES = 300
 
 #: What an Open-Unmix state dict is called in messages.
 STATE_DICT = "Open-Unmix state dict"
