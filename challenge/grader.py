@@ -289,7 +289,7 @@ def grade(
     submission: str,
     wrapper: Path | None = None,
     time_factor: float | None = None,
-    report=print,
+    log=print,
 ) -> GradeReport:
     """Run the class ``submission`` names (``MODULE:CLASS`` or ``FILE.py:CLASS``,
     loaded in the worker; see :data:`PROTOCOLS`) over the songs ``names`` of
@@ -312,7 +312,7 @@ def grade(
                     worker = _Worker(protocol, spec, wrapper, test_dir, results_dir, setup_limit)
                 except SetupFailed as error:
                     result.setup_error = str(error)
-                    report(f"setup failed: {error}")
+                    log(f"setup failed: {error}")
                     for later in songs[songs.index(song):]:
                         later.status, later.error = "error", "not run: setup failed"
                     break
@@ -336,7 +336,7 @@ def grade(
                     song.status = "invalid"
                 else:
                     song.scores = score_song(song_dir, results_dir / song.name)
-            report(_song_line(song))
+            log(_song_line(song))
     finally:
         if worker is not None:
             worker.close()

@@ -98,7 +98,7 @@ def separate_files(
     out_root: Path,
     overwrite: bool = False,
     subtype: str = "FLOAT",
-    report: Callable[[str], None] = tqdm.tqdm.write,
+    log: Callable[[str], None] = tqdm.tqdm.write,
     progress: bool = True,
 ) -> list[SongResult]:
     """Separate each file into ``out_root/<song>/<target>.wav``."""
@@ -118,10 +118,10 @@ def separate_files(
             destinations = stem_paths(out_dir)
             if not overwrite and all(path.is_file() for path in destinations.values()):
                 result.status = "skipped"
-                report(f"{path}: stems already in {out_dir}, skipped (--overwrite to redo)")
+                log(f"{path}: stems already in {out_dir}, skipped (--overwrite to redo)")
             else:
                 separate_file(ensemble, path, destinations, subtype, progress=name if progress else None)
-                report(f"{path}: stems written to {out_dir}")
+                log(f"{path}: stems written to {out_dir}")
         except DemixError as error:
             result.status, result.error = "failed", str(error)
         except (RuntimeError, ValueError, MemoryError, OSError) as error:

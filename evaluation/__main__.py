@@ -129,7 +129,7 @@ def _report(args) -> int:
         try:
             page = listening.write_report_page(out, loaded, summary, plot, root=args.root, window_seconds=args.window,
                                                window_start=args.window_start,
-                                               report=lambda line: print(line, file=sys.stderr))
+                                               log=lambda line: print(line, file=sys.stderr))
         except DemixError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

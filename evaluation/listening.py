@@ -97,7 +97,7 @@ def _float(value) -> float:
 
 def write_report_page(out: Path, loaded: list[tuple[Path, dict]], summary, boxplot: Path | None = None,
                       root: Path | None = None, window_seconds: float = windows.DEFAULT_WINDOW_SECONDS,
-                      window_start: float | None = None, report=print) -> Path:
+                      window_start: float | None = None, log=print) -> Path:
     """Write ``out/index.html`` and its excerpts and images under
     ``out/listening/``. ``loaded``: (results folder, score file) pairs;
     ``summary``: :func:`evaluation.run.summary` of them; ``root``: the data
@@ -109,7 +109,7 @@ def write_report_page(out: Path, loaded: list[tuple[Path, dict]], summary, boxpl
     references = _References(root)
     sections = []
     for index, track in enumerate(tracks, 1):
-        report(f"listening page: {track} ({index}/{len(tracks)})")
+        log(f"listening page: {track} ({index}/{len(tracks)})")
         anchor = f"t{index:03d}-{markup.slug(track)}"
         sections.append(_track_section(out, track, anchor, runs, colours, references, window_seconds, window_start))
     folders = sorted({str(run.folder) for run in runs})

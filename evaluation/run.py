@@ -125,7 +125,7 @@ def _write_estimates(folder: Path, estimates: dict, rate: int) -> None:
 # ---------------------------------------------------------------- the run
 
 
-def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int, report=tqdm.tqdm.write,
+def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int, log=tqdm.tqdm.write,
         ray_address: str | None = None) -> list[str]:
     """Compute every missing (method, track) score file, in ``workers``
     local processes or on the Ray cluster at ``ray_address``. Returns the
@@ -135,12 +135,12 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
     tasks = [(m, t) for m in methods for t in track_names]
     todo = [(m, t) for m, t in tasks if not _done(spec, m, t)]
     if len(todo) < len(tasks):
-        report(f"{len(tasks) - len(todo)} of {len(tasks)} (method, track) scores already done: kept")
+        log(f"{len(tasks) - len(todo)} of {len(tasks)} (method, track) scores already done: kept")
     failures = []
     if not todo:
         return failures
     if ray_address:
-        return _run_on_ray(spec, todo, ray_address, report)
+        return _run_on_ray(spec, todo, ray_address, log)
     workers = max(1, min(workers, len(todo)))
     threads = max(1, available_cpus() // workers)
     bar = tqdm.tqdm(total=len(todo), desc="tracks", unit="track")
@@ -151,10 +151,10 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
             method, track = futures[future]
             try:
                 result = future.result()
-                report(f"{method} / {track}: {result['seconds']:.1f} s")
+                log(f"{method} / {track}: {result['seconds']:.1f} s")
             except Exception as error:  # one bad track must not cost the others
                 failures.append(f"{method} / {track}: {type(error).__name__}: {error}")
-                report(f"failed: {failures[-1]}")
+                log(f"failed: {failures[-1]}")
             bar.update()
     bar.close()
     return failures
@@ -170,7 +170,7 @@ def _done(spec: RunSpec, method: str, track: str) -> bool:
     return not spec.keep_estimates or all((folder / f"{target}.wav").is_file() for target in TARGETS)
 
 
-def _run_on_ray(spec: RunSpec, todo: list[tuple[str, str]], address: str, report) -> list[str]:
+def _run_on_ray(spec: RunSpec, todo: list[tuple[str, str]], address: str, log) -> list[str]:
     """The same tasks as Ray tasks of one CPU each, for runs beyond one
     machine. Every node must see the data root, the models and the output
     folder at the same paths (a shared file system), and have this project
@@ -190,10 +190,10 @@ def _run_on_ray(spec: RunSpec, todo: list[tuple[str, str]], address: str, report
                 method, track = pending.pop(done[0])
                 try:
                     result = ray.get(done[0])
-                    report(f"{method} / {track}: {result['seconds']:.1f} s")
+                    log(f"{method} / {track}: {result['seconds']:.1f} s")
                 except Exception as error:
                     failures.append(f"{method} / {track}: {type(error).__name__}: {first_line(error)}")
-                    report(f"failed: {failures[-1]}")
+                    log(f"failed: {failures[-1]}")
                 bar.update()
         return failures
     finally:

@@ -235,7 +235,7 @@ def tune(
     steps: int = 10,
     wiener_candidates: tuple[int, ...] = (0, 1, 2),
     workers: int = 1,
-    report=tqdm.tqdm.write,
+    log=tqdm.tqdm.write,
 ) -> tuple[Path, dict]:
     """Search, write ``OUT/tuned.toml``; returns its path and the scores."""
     config = load_config(config_path)
@@ -265,10 +265,10 @@ def tune(
         return {t: float(np.nanmedian([scores[t] for scores in per_track])) for t in TARGETS}
 
     with pool:
-        return _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, report)
+        return _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, log)
 
 
-def _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, report) -> tuple[Path, dict]:
+def _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, log) -> tuple[Path, dict]:
     names = [member.name for member in config.members]
     default_weights = {member.name: dict(member.weights) for member in config.members}
 
@@ -291,7 +291,7 @@ def _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_can
         scores = evaluate(per_member(weights), 0)
         candidate_scores.append({t: scores[t] if valid[t] else -math.inf for t in TARGETS})
     chosen = {t: shares(grid[int(np.argmax([scores[t] for scores in candidate_scores]))], t) for t in TARGETS}
-    report("chosen weights: " + "; ".join(f"{t} " + ", ".join(f"{n} {chosen[t][n]:.2f}" for n in names)
+    log("chosen weights: " + "; ".join(f"{t} " + ", ".join(f"{n} {chosen[t][n]:.2f}" for n in names)
                                           for t in TARGETS))
     chosen_weights = per_member(chosen)
 

@@ -174,7 +174,7 @@ def test_tuning_finds_the_weights_that_are_best_by_construction(tmp_path, hq_roo
                 estimates[target] = (truth + noise).T.astype(np.float32)
             write_member_cache(tmp_path / "cache" / member / track.name, plan, TARGETS, [estimates], key)
     path, scores = tune(user_config, tmp_path / "no-models", tracks, tmp_path, steps=2, wiener_candidates=(0, 1),
-                        workers=2, report=lambda _: None)
+                        workers=2, log=lambda _: None)
     assert scores["weights"]["vocals"] == [1.0, 0.0] and scores["weights"]["bass"] == [1.0, 0.0]
     assert scores["weights"]["drums"] == [0.0, 1.0] and scores["weights"]["other"] == [0.0, 1.0]
     assert np.mean(list(scores["tuned"].values())) > np.mean(list(scores["default"].values())) + 3

@@ -84,7 +84,7 @@ def test_both_protocols_score_the_same(protocol_runs):
 def _grade(test_dir, results, submission, limit=240.0, setup_limit=60.0, protocol="mdx21"):
     return grader.grade(protocol, test_dir, [p.name for p in song_dirs(test_dir)], results, setup_limit=setup_limit,
                         per_song_limit=limit, submission=f"grader_predictors:{submission}",
-                        wrapper=PROJECT / "my_submission" / "aicrowd_wrapper.py", report=lambda _: None)
+                        wrapper=PROJECT / "my_submission" / "aicrowd_wrapper.py", log=lambda _: None)
 
 
 def test_scores_are_the_global_sdr_of_what_was_written(tmp_path, test_dir):

@@ -222,7 +222,7 @@ def test_a_moved_data_root_is_named_on_the_page(evaluation_page, tmp_path):
     moved = tmp_path / "moved"
     results = load_results(out)
     page = evaluation_listening.write_report_page(tmp_path / "page", [(out, r) for r in results], summary(results),
-                                                  root=moved, window_seconds=WINDOW, report=lambda _: None)
+                                                  root=moved, window_seconds=WINDOW, log=lambda _: None)
     html = page.read_text()
     assert html.count(f"references not read from {moved}") == 2  # each track, scores still shown
     assert "<audio" not in html and html.count('class="frames"') == 2 * len(TARGETS)

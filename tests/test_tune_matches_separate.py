@@ -64,7 +64,7 @@ def test_tuned_score_is_the_score_of_separating_with_the_tuned_config(setup, tmp
     root, models, config, out = setup
     tracks = open_tracks(root, "test")
     path, scores = tune(config, models, tracks, out, steps=1, wiener_candidates=(1,), workers=1,
-                        report=lambda _: None)
+                        log=lambda _: None)
     plan = json.loads((out / "cache" / "demucs" / tracks[0].name / PLAN_FILE).read_text())
     assert plan["length"] > plan["block"] and plan["overlap"] > 0  # two blocks, cross-faded
 
