@@ -16,7 +16,9 @@ import openunmix
 import pytest
 
 from demix.errors import WeightsError
-from demix.weights import ModelWeights, WeightFile, fetch, file_status, get_official, official_models
+from demix.weights.catalogue import ModelWeights, WeightFile, get_official, official_models
+from demix.weights.fetch import fetch
+from demix.weights.integrity import file_problem, file_status
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +86,7 @@ def test_wrong_hash_is_rejected_and_nothing_is_left(tmp_path, server):
     models_dir = tmp_path / "models"
     with pytest.raises(WeightsError) as error:
         fetch([_model(url, files, corrupt="bad.pth")], models_dir, report=lambda _: None)
-    assert "test/bad.pth" in str(error.value) and "expected 00000000" in str(error.value)
+    assert "test/bad.pth" in str(error.value) and ", not 00000000" in str(error.value)
     assert sorted(p.name for p in (models_dir / "test").iterdir()) == ["good.pth"]
 
 
@@ -136,19 +138,25 @@ def test_cli_list_shows_missing_and_damaged(tmp_path):
     assert "python -m demix weights fetch" in result.stdout
 
 
-def test_files_of_a_model(tmp_path):
-    """The files a member loads, which `submit` checks are committed: a bag's .th files as
-    demucs' LocalRepo finds them, with or without a checksum in the name."""
+def test_files_of_a_member(tmp_path):
+    """The files a member loads, which `info` shows and `submit` checks are committed: a bag's
+    .th files as demucs' LocalRepo finds them, with or without a checksum in the name (checked,
+    as the Demucs member checks it); an official model's files under the models folder."""
     from conftest import tiny_demucs_bag
-    from demix.weights import files_of_model
+    from demix.config import MemberConfig
+    from demix.weights.member_files import files_of
+
+    def listed(model):
+        member = MemberConfig(name="m", family="demucs", model=str(model), weights={})
+        return [(file.path.name, file.status) for file in files_of(member, tmp_path)]
 
     bag = tiny_demucs_bag(tmp_path)
     (tmp_path / "aaaa1111.th").rename(tmp_path / "aaaa1111-0badc0de.th")
-    assert [p.name for p in files_of_model(str(bag), tmp_path)] == ["tinybag.yaml", "aaaa1111-0badc0de.th",
-                                                                    "bbbb2222.th"]
+    assert listed(bag) == [("tinybag.yaml", "present"), ("aaaa1111-0badc0de.th", "damaged"),
+                           ("bbbb2222.th", "present")]
     (tmp_path / "bbbb2222.th").unlink()
-    assert files_of_model(str(bag), tmp_path)[-1] == tmp_path / "bbbb2222.th"  # missing: named as the bag names it
-    assert files_of_model("htdemucs", tmp_path) == [tmp_path / f.path for f in get_official("htdemucs").files]
+    assert listed(bag)[-1] == ("bbbb2222.th", "missing")  # named as the bag names it
+    assert listed("htdemucs") == [(Path(f.path).name, "missing") for f in get_official("htdemucs").files]
 
 
 MSST_NAMES = ("bs_roformer_ep17", "scnet_xl_ihf", "mdx23c_musdb18", "mel_band_roformer_kj")
@@ -180,7 +188,7 @@ def test_cli_fetch_from_a_mirror_refuses_a_checkpoint_of_the_wrong_size(tmp_path
     result = _cli("weights", "fetch", "bs_roformer_ep17", "--models", str(models), "--from", str(mirror))
     assert result.returncode == 1
     assert "msst/bs_roformer_ep17/model_bs_roformer_ep_17_sdr_9.6568.ckpt" in result.stderr
-    assert "is 1,000 bytes, the published file is 527,385,512" in result.stderr
+    assert "it is 1,000 bytes; the published file is 527,385,512" in result.stderr
     # the YAML came from the kit; the refused file left nothing behind, not even a lock
     assert sorted(p.name for p in (models / "msst" / "bs_roformer_ep17").iterdir()) == ["config.yaml"]
 
@@ -215,6 +223,5 @@ def test_fetch_records_the_sha256_of_a_file_without_one_in_its_name_and_checks_i
     assert file_status(models_dir, file) == "present"
     path.write_bytes(b"d" * len(content))  # same size, other bytes: only the recorded sha256 tells
     assert file_status(models_dir, file) == "damaged"
-    from demix.weights import file_problem
-
     assert "differs from the one fetch recorded in model_x.ckpt.sha256" in file_problem(models_dir, file)
+
