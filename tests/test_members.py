@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 
 from demix import SAMPLE_RATE, TARGETS
 from demix.errors import WeightsError
-from demix.members import DemucsMember, OpenUnmixMember
+from demix.members import DemucsMember, MsstMember, OpenUnmixMember
 from demix.weights.catalogue import ModelWeights, WeightFile, get_official
 from demix.weights.integrity import sha256_of
 
@@ -93,6 +94,46 @@ def test_official_umxhq_loads_from_the_models_folder_and_a_flipped_byte_is_refus
         OpenUnmixMember.from_catalogue("umxhq", row, tmp_path, niter=0)
     assert f"weight file {row.files[3].path} of model 'umxhq' is damaged (its sha256 starts " in str(error.value)
     assert "python -m demix weights fetch umxhq" in str(error.value)
+
+
+def _not_the_official_files(models_dir, name, user_models) -> None:
+    """Files torch loads, under the official names of ``name``'s files: the member's own format
+    where the name carries a checksum; for an MSST checkpoint, a file with the ``.sha256`` fetch
+    records, then one byte of it flipped. The shipped YAMLs are the kit's own."""
+    for file in get_official(name).files:
+        path = models_dir / file.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if file.bundled is not None:
+            shutil.copy(file.bundled, path)
+        elif file.path.endswith(".pth"):
+            shutil.copy(user_models["umx"] / "vocals.pth", path)
+        elif file.path.endswith(".th"):
+            shutil.copy(user_models["demucs"], path)
+        else:
+            torch.save({"weight": torch.zeros(3)}, path)
+            path.with_name(path.name + ".sha256").write_text(f"{sha256_of(path)}  {path.name}\n")
+            _flip_a_byte(path)
+
+
+@pytest.mark.parametrize("name, member", [("umxhq", OpenUnmixMember), ("htdemucs", DemucsMember),
+                                          ("scnet_xl_ihf", MsstMember)])
+def test_every_family_refuses_a_damaged_official_file_alike(tmp_path, user_models, name, member):
+    """One definition of damaged (demix.weights.integrity): a file that is there, loads, but is not
+    the official one, is refused before it is opened, with the same message whichever member reads it."""
+    _not_the_official_files(tmp_path, name, user_models)
+    options = {"niter": 0} if member is OpenUnmixMember else {}
+    with pytest.raises(WeightsError) as error:
+        member.from_official("m", name, tmp_path, **options)
+    file = next(f for f in get_official(name).files if f.url)
+    problem = (re.escape(f"its sha256 differs from the one fetch recorded in {Path(file.path).name}.sha256")
+               if file.needs_lock else f"its sha256 starts [0-9a-f]{{8}}, not {file.sha256_prefix}")
+    assert re.fullmatch(
+        rf"weight file {re.escape(file.path)} of model '{name}' is damaged \({problem}\)\n"
+        rf"  looked for: {re.escape(str(tmp_path / file.path))}\n"
+        rf"  official source: {re.escape(file.url)}\n"
+        rf"  fetch it with: python -m demix weights fetch {name} "
+        rf"\(or `... --from DIR` to copy it from a mirror folder\)",
+        str(error.value)), str(error.value)
 
 
 def test_missing_official_file_says_which_where_whence_and_how(tmp_path):
