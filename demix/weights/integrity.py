@@ -4,11 +4,11 @@
 is not a git-lfs pointer, and matches everything known of it: its published
 size, the sha256 prefix in its official name (or the whole sha256 measured
 for a packaged file), the file the kit ships for it, and the sha256 ``fetch``
-recorded beside it (``<file>.sha256``). A file nothing is known of (a user's
-own) is usable when it is there. Every member checks its official files with
-:func:`require_intact` (or :func:`require_intact_packaged`) before opening
-them, so a damaged file is refused with the same message whichever family
-reads it.
+recorded beside it (``<file>.sha256``). A file nothing more is known of (a
+user's own) is usable when it is there and is not a pointer. Every member
+checks its official files with :func:`require_intact` (or
+:func:`require_intact_packaged`) before opening them, so a damaged file is
+refused with the same message whichever family reads it.
 
 Hashing a file in full is done once per version of the file:
 :func:`sha256_of` remembers each result by (resolved path, size, mtime_ns),

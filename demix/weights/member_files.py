@@ -51,6 +51,8 @@ def files_of(member: MemberConfig, models_dir: Path) -> list[MemberFile]:
 
 
 class UserFile(NamedTuple):
+    """One file of a user's model."""
+
     path: Path
     #: What is known of its content: the checksum in the name of a Demucs bag's package, else None.
     sha256_prefix: str | None = None
