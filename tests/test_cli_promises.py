@@ -113,7 +113,7 @@ def test_format_and_overwrite(inputs, user_config, tmp_path):
 
 
 def test_weights_fetch_from_a_mirror_names_what_it_lacks_and_refuses_damaged_copies(tmp_path):
-    from demix.weights import get_official
+    from demix.weights.catalogue import get_official
 
     mirror, models = tmp_path / "mirror", tmp_path / "models"
     mirror.mkdir()

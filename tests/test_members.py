@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from demix import SAMPLE_RATE, TARGETS
 from demix.errors import WeightsError
-from demix.members import DemucsMember, OpenUnmixMember
-from demix.weights import get_official
+from demix.members import DemucsMember, MsstMember, OpenUnmixMember
+from demix.weights.catalogue import ModelWeights, WeightFile, get_official
+from demix.weights.integrity import sha256_of
 
 from conftest import save_demucs_package, tiny_demucs_model, tiny_openunmix_folder
 
@@ -50,44 +53,105 @@ def test_openunmix_folder_problems_are_named(tmp_path):
         OpenUnmixMember.from_training_folder("x", broken, niter=0)
 
 
-def _official_umxhq_layout(models_dir, seed=0):
-    """Random weights of umxhq's exact architecture under the official file names."""
+def _umxhq_layout(models_dir, seed=0) -> ModelWeights:
+    """Random weights of umxhq's exact architecture, saved as torch hub names them
+    (``umxhq/<target>-<sha256 prefix>.pth``), and the catalogue row that lists them:
+    umxhq's row, but for the checksums in the names."""
     import openunmix
 
     torch.manual_seed(seed)
     separator = openunmix.umxhq(pretrained=False)
+    files = []
     for file in get_official("umxhq").files:
-        target = file.path.split("/")[1].split("-")[0]
-        (models_dir / file.path).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(separator.target_models[target].state_dict(), models_dir / file.path)
+        target = Path(file.path).name.split("-")[0]
+        path = models_dir / "umxhq" / f"{target}.pth"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(separator.target_models[target].state_dict(), path)
+        checksum = sha256_of(path)[:8]
+        named = path.rename(path.with_name(f"{target}-{checksum}.pth"))
+        files.append(WeightFile(f"umxhq/{named.name}", file.url.replace(Path(file.path).name, named.name), checksum))
+    return ModelWeights("umxhq", "openunmix", tuple(files), "test")
 
 
-def test_official_umxhq_loads_from_the_models_folder(tmp_path, mix):
-    _official_umxhq_layout(tmp_path)
-    member = OpenUnmixMember.from_official("umxhq", "umxhq", tmp_path, niter=0)
+def _flip_a_byte(path):
+    """The middle one: inside a tensor of a torch file, which torch still loads."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_official_umxhq_loads_from_the_models_folder_and_a_flipped_byte_is_refused(tmp_path, mix):
+    row = _umxhq_layout(tmp_path)
+    member = OpenUnmixMember.from_catalogue("umxhq", row, tmp_path, niter=0)
     assert member.targets == ("vocals", "drums", "bass", "other")
     outputs = member.separate(mix)
     assert set(outputs) == set(TARGETS)
 
+    vocals = tmp_path / row.files[3].path
+    _flip_a_byte(vocals)
+    assert torch.load(vocals, weights_only=True).keys() == member.separator.target_models["vocals"].state_dict().keys()
+    with pytest.raises(WeightsError) as error:
+        OpenUnmixMember.from_catalogue("umxhq", row, tmp_path, niter=0)
+    assert f"weight file {row.files[3].path} of model 'umxhq' is damaged (its sha256 starts " in str(error.value)
+    assert "python -m demix weights fetch umxhq" in str(error.value)
+
+
+def _not_the_official_files(models_dir, name, user_models) -> None:
+    """Files torch loads, under the official names of ``name``'s files: the member's own format
+    where the name carries a checksum; for an MSST checkpoint, a file with the ``.sha256`` fetch
+    records, then one byte of it flipped. The shipped YAMLs are the kit's own."""
+    for file in get_official(name).files:
+        path = models_dir / file.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if file.bundled is not None:
+            shutil.copy(file.bundled, path)
+        elif file.path.endswith(".pth"):
+            shutil.copy(user_models["umx"] / "vocals.pth", path)
+        elif file.path.endswith(".th"):
+            shutil.copy(user_models["demucs"], path)
+        else:
+            torch.save({"weight": torch.zeros(3)}, path)
+            path.with_name(path.name + ".sha256").write_text(f"{sha256_of(path)}  {path.name}\n")
+            _flip_a_byte(path)
+
+
+@pytest.mark.parametrize("name, member", [("umxhq", OpenUnmixMember), ("htdemucs", DemucsMember),
+                                          ("scnet_xl_ihf", MsstMember)])
+def test_every_family_refuses_a_damaged_official_file_alike(tmp_path, user_models, name, member):
+    """One definition of damaged (demix.weights.integrity): a file that is there, loads, but is not
+    the official one, is refused before it is opened, with the same message whichever member reads it."""
+    _not_the_official_files(tmp_path, name, user_models)
+    options = {"niter": 0} if member is OpenUnmixMember else {}
+    with pytest.raises(WeightsError) as error:
+        member.from_official("m", name, tmp_path, **options)
+    file = next(f for f in get_official(name).files if f.url)
+    problem = (re.escape(f"its sha256 differs from the one fetch recorded in {Path(file.path).name}.sha256")
+               if file.needs_lock else f"its sha256 starts [0-9a-f]{{8}}, not {file.sha256_prefix}")
+    assert re.fullmatch(
+        rf"weight file {re.escape(file.path)} of model '{name}' is damaged \({problem}\)\n"
+        rf"  looked for: {re.escape(str(tmp_path / file.path))}\n"
+        rf"  official source: {re.escape(file.url)}\n"
+        rf"  fetch it with: python -m demix weights fetch {name} "
+        rf"\(or `... --from DIR` to copy it from a mirror folder\)",
+        str(error.value)), str(error.value)
+
 
 def test_missing_official_file_says_which_where_whence_and_how(tmp_path):
-    _official_umxhq_layout(tmp_path)
-    (tmp_path / "umxhq" / "vocals-b62c91ce.pth").unlink()
     with pytest.raises(WeightsError) as error:
         OpenUnmixMember.from_official("umxhq", "umxhq", tmp_path, niter=0)
     message = str(error.value)
-    assert "umxhq/vocals-b62c91ce.pth" in message and "is missing" in message
-    assert str(tmp_path / "umxhq" / "vocals-b62c91ce.pth") in message
-    assert "https://zenodo.org/records/3370489/files/vocals-b62c91ce.pth" in message
+    assert "umxhq/bass-8d85a5bd.pth" in message and "is missing" in message
+    assert str(tmp_path / "umxhq" / "bass-8d85a5bd.pth") in message
+    assert "https://zenodo.org/records/3370489/files/bass-8d85a5bd.pth" in message
     assert "python -m demix weights fetch umxhq" in message
 
 
 def test_damaged_official_file(tmp_path):
-    _official_umxhq_layout(tmp_path)
-    path = tmp_path / "umxhq" / "bass-8d85a5bd.pth"
+    row = _umxhq_layout(tmp_path)
+    path = tmp_path / row.files[0].path
     path.write_bytes(path.read_bytes()[:1000])  # a download cut short
-    with pytest.raises(WeightsError, match="bass-8d85a5bd.pth of model 'umxhq' is damaged"):
-        OpenUnmixMember.from_official("umxhq", "umxhq", tmp_path, niter=0)
+    with pytest.raises(WeightsError, match=f"{row.files[0].path} of model 'umxhq' is damaged"):
+        OpenUnmixMember.from_catalogue("umxhq", row, tmp_path, niter=0)
 
 
 def test_demucs_user_package(user_models, mix):
@@ -113,7 +177,6 @@ def test_demucs_official_name_from_local_repo(tmp_path, user_models, mix):
     """The official layout (bag yaml + <sig>-<checksum>.th): a file whose
     sha256 does not match its official name is refused before it is opened."""
     from demix.members.demucs import load_bag
-    from demix.weights import sha256_of
 
     repo = tmp_path / "demucs"
     repo.mkdir()
@@ -121,7 +184,7 @@ def test_demucs_official_name_from_local_repo(tmp_path, user_models, mix):
     th_name = official.files[0].path.split("/")[1]
     shutil.copy(user_models["demucs"], repo / th_name)
     shutil.copy(official.files[1].bundled, repo / "htdemucs.yaml")
-    with pytest.raises(WeightsError, match="is damaged .its sha256 does not match its official name"):
+    with pytest.raises(WeightsError, match="is damaged .its sha256 starts [0-9a-f]+, not 8726e21a"):
         DemucsMember.from_official("htdemucs", "htdemucs", tmp_path)
     # renamed to carry its own checksum, the same bag loads: the loading path works
     signature = th_name.split("-")[0]

@@ -17,7 +17,7 @@ from ml_collections import ConfigDict
 
 from demix.members.msst import build_model
 from demix.msst_files import detect_family, read_msst_yaml
-from demix.weights import MSST_CONFIGS, official_models
+from demix.weights.catalogue import MSST_CONFIGS, official_models
 
 MSST_MODELS = {name: model for name, model in official_models().items()
                if model.files[0].bundled is not None and model.files[0].bundled.parent == MSST_CONFIGS}

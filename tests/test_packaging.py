@@ -15,7 +15,7 @@ import pytest
 from challenge.challenges import CHALLENGES, aicrowd_json_for, challenge_of, write_aicrowd_json
 from challenge.grader import PROTOCOLS
 from challenge.submit import check_aicrowd_json
-from demix.weights import official_models
+from demix.weights.catalogue import official_models
 
 PROJECT = Path(__file__).resolve().parents[1]
 

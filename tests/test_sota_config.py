@@ -9,7 +9,7 @@ import pytest
 
 from demix import TARGETS
 from demix.config import load_config
-from demix.weights import official_models
+from demix.weights.catalogue import official_models
 
 SOTA = Path(__file__).resolve().parents[1] / "demix" / "sota.toml"
 

@@ -26,7 +26,7 @@ from demix.ensemble import Ensemble
 from demix.errors import ConfigError, WeightsError
 from demix.members import load_member
 from demix.separate import separate_file
-from demix.weights import get_official, packaged_models
+from demix.weights.catalogue import get_official, packaged_models
 from evaluation.scores import global_sdr
 
 from conftest import REARRANGED, ROCK, needs_rock

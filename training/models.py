@@ -107,7 +107,7 @@ def starting_models(options: FitOptions, models_dir: Path) -> tuple[dict[str, Op
     """The models ``--model`` names (official or a folder), the targets of
     this run only, with their architecture and where they came from."""
     from demix.members.openunmix import OpenUnmixMember
-    from demix.weights import official_models
+    from demix.weights.catalogue import official_models
 
     name = options.model
     official = official_models().get(name)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..config import MemberConfig
 from ..msst_files import MSST_FAMILIES
-from ..weights import files_of_model, refuse_lfs_pointers
+from ..weights.integrity import refuse_lfs_pointers
+from ..weights.member_files import files_of
 from .base import Member
 from .demucs import DemucsMember
 from .msst import MsstMember
@@ -18,7 +19,7 @@ __all__ = ["Member", "DemucsMember", "MsstMember", "OpenUnmixMember", "SpleeterM
 
 def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member:
     """Build the member a config entry describes, reading weights from disk only."""
-    refuse_lfs_pointers(files_of_model(config.model, models_dir))
+    refuse_lfs_pointers([file.path for file in files_of(config, models_dir)])
     if config.family == "demucs":
         options = dict(config.options, seed=seed)
         if config.is_official:

@@ -35,7 +35,9 @@ from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
 from ..errors import WeightsError, first_line
 from ..safe_load import UnsafeWeightsError, load_weights
 from ..statistics import SongStatistics
-from ..weights import _hash_of, file_status, files_of_model, get_official, missing_file_error, sha256_of
+from ..weights.catalogue import fetch_command, get_official
+from ..weights.integrity import problem_of, require_intact
+from ..weights.member_files import user_model_files
 from .base import Member
 from .segment_batches import SegmentBatcher
 
@@ -113,10 +115,11 @@ def load_package(path: Path, allow_globals: Sequence[str] = (), member: str | No
         raise WeightsError(f"{path}: not a loadable {PACKAGE} ({first_line(error)})") from None
 
 
-def load_bag(path: Path, allow_globals: Sequence[str] = (), member: str | None = None,
-             verify_checksums: bool = True) -> BagOfModels:
+def load_bag(path: Path, allow_globals: Sequence[str] = (), member: str | None = None) -> BagOfModels:
     """A bag ``.yaml`` (``models``, optional ``weights`` and ``segment``) and
-    the packages it names beside it, found as demucs' ``LocalRepo`` finds them."""
+    the packages it names beside it, found as demucs' ``LocalRepo`` finds them
+    (:func:`demix.weights.member_files.user_model_files`), each checked
+    against the checksum its name carries."""
     path = Path(path)
     try:
         bag = yaml.safe_load(path.read_text())
@@ -126,13 +129,13 @@ def load_bag(path: Path, allow_globals: Sequence[str] = (), member: str | None =
     if not isinstance(signatures, list) or not signatures or not all(isinstance(s, str) for s in signatures):
         raise WeightsError(f"{path}: not a Demucs bag (expected `models: [signature, ...]`)")
     models = []
-    for signature, file in zip(signatures, files_of_model(str(path), path.parent)[1:]):
+    for signature, (file, checksum) in zip(signatures, user_model_files(path)[1:]):
         if not file.is_file():
             raise WeightsError(f"{path}: names model {signature!r}, but neither {signature}.th nor "
                                f"{signature}-<checksum>.th is in {path.parent}")
-        checksum = _hash_of(file.name)
-        if verify_checksums and checksum and not sha256_of(file).startswith(checksum):
-            raise WeightsError(f"{file}: damaged: its sha256 does not start with the {checksum} in its name")
+        problem = problem_of(file, sha256=checksum)
+        if problem is not None:
+            raise WeightsError(f"{file}: damaged: {problem} (the checksum in its name)")
         models.append(load_package(file, allow_globals, member))
     try:
         return BagOfModels(models, bag.get("weights"), bag.get("segment"))
@@ -165,23 +168,19 @@ class DemucsMember(Member):
     @classmethod
     def from_official(cls, name: str, model_name: str, models_dir: Path, allow_globals: Sequence[str] = (),
                       **options) -> "DemucsMember":
-        """Every file is checked against the checksum in its official name first."""
+        """Every file is checked against the catalogue first (:func:`demix.weights.integrity.require_intact`)."""
         official = get_official(model_name)
         if official.family != "demucs":
             raise WeightsError(f"{model_name!r} is an {official.family} model, not a Demucs one")
-        for file in official.files:
-            status = file_status(models_dir, file)
-            if status != "present":
-                damaged = "its sha256 does not match its official name" if status == "damaged" else None
-                raise missing_file_error(official, file, models_dir, damaged=damaged)
+        require_intact(official, models_dir)
         repo = Path(models_dir) / "demucs"
         try:
-            model = load_bag(repo / f"{model_name}.yaml", allow_globals, name, verify_checksums=False)
+            model = load_bag(repo / f"{model_name}.yaml", allow_globals, name)
         except UnsafeWeightsError:
             raise
         except WeightsError as error:
             raise WeightsError(
-                f"{error}\n  fetch it again with: python -m demix weights fetch {model_name}"
+                f"{error}\n  fetch it again with: {fetch_command(model_name)}"
             ) from None
         return cls(name, model, f"{model_name} from {repo}", **options)
 

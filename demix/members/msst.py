@@ -48,8 +48,9 @@ from .. import TARGETS
 from ..errors import WeightsError, first_line
 from ..msst_files import MSST_FAMILIES, detect_family, msst_files, read_msst_yaml
 from ..safe_load import UnsafeWeightsError, load_weights
-from ..weights import MISSING, file_problem, get_official, missing_file_error
 from ..statistics import SongStatistics
+from ..weights.catalogue import get_official
+from ..weights.integrity import require_intact
 from .base import Member
 from .demucs import CATCH_ALL_TARGET
 
@@ -236,10 +237,7 @@ class MsstMember(Member):
         official = get_official(model_name)
         if official.family not in MSST_FAMILIES:
             raise WeightsError(f"{model_name!r} is a {official.family} model, not an MSST one")
-        for file in official.files:
-            problem = file_problem(models_dir, file)
-            if problem is not None:
-                raise missing_file_error(official, file, models_dir, damaged=None if problem == MISSING else problem)
+        require_intact(official, models_dir)
         folder = (Path(models_dir) / official.files[0].path).parent
         return cls.from_path(name, folder, official.family, **options)
 

@@ -24,7 +24,8 @@ from ..errors import WeightsError, first_line
 from ..postfilter import WIENER_WINDOW_FRAMES
 from ..safe_load import load_weights
 from ..statistics import SongStatistics
-from ..weights import get_official, missing_file_error, file_status
+from ..weights.catalogue import ModelWeights, get_official
+from ..weights.integrity import official_file_error, require_intact
 from .base import Member
 
 #: What an Open-Unmix state dict is called in messages.
@@ -44,28 +45,34 @@ class OpenUnmixMember(Member):
     def from_official(cls, name: str, model_name: str, models_dir: Path, niter: int,
                       allow_globals: Sequence[str] = ()) -> "OpenUnmixMember":
         """``umxhq`` or ``umxl`` from ``models_dir/<model_name>/<target>-<hash>.pth``."""
-        official = get_official(model_name)
+        return cls.from_catalogue(name, get_official(model_name), models_dir, niter, allow_globals)
+
+    @classmethod
+    def from_catalogue(cls, name: str, official: ModelWeights, models_dir: Path, niter: int,
+                       allow_globals: Sequence[str] = ()) -> "OpenUnmixMember":
+        """The architecture openunmix builds for ``official.name`` with the
+        state dicts the row lists, each file checked against the row first."""
         if official.family != "openunmix":
-            raise WeightsError(f"{model_name!r} is a {official.family} model, not an Open-Unmix one")
-        builder = getattr(openunmix, model_name)
+            raise WeightsError(f"{official.name!r} is a {official.family} model, not an Open-Unmix one")
+        require_intact(official, models_dir)
+        builder = getattr(openunmix, official.name)
         # pretrained=False: the package builds the exact architecture without
         # touching torch hub; the weights are loaded from our folder below.
         separator = builder(niter=niter, pretrained=False, device="cpu", wiener_win_len=WIENER_WINDOW_FRAMES)
         for file in official.files:
             path = Path(models_dir) / file.path
-            if file_status(models_dir, file) == "missing":
-                raise missing_file_error(official, file, models_dir)
             target = path.name.split("-", 1)[0]
             try:
                 state = load_weights(path, allow_globals=allow_globals, what=STATE_DICT, member=name)
                 missing, _ = separator.target_models[target].load_state_dict(state, strict=False)
             except WeightsError:
                 raise
-            except Exception as error:  # torch reports truncation and garbage in many ways
-                raise missing_file_error(official, file, models_dir, damaged=first_line(error)) from None
+            except Exception as error:  # torch reports garbage in many ways
+                raise official_file_error(official, file, models_dir, first_line(error)) from None
             if missing:
-                raise missing_file_error(official, file, models_dir, damaged=f"lacks {', '.join(missing)}")
-        return cls(name, separator.eval(), channels=2, source=f"{model_name} from {Path(models_dir) / model_name}")
+                raise official_file_error(official, file, models_dir, f"lacks {', '.join(missing)}")
+        return cls(name, separator.eval(), channels=2,
+                   source=f"{official.name} from {Path(models_dir) / official.name}")
 
     @classmethod
     def from_training_folder(cls, name: str, folder: Path, niter: int,

