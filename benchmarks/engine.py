@@ -167,7 +167,7 @@ def measure_offline(mode: str, wav: Path) -> dict:
     models = PROJECT / "models"
     if mode == "spleeter-alone":
         config = parse_config({"members": [{"model": "spleeter:2stems", "four_stems": False}]}, PROJECT / "x.toml")
-        member = load_member(config.members[0], models)
+        member = load_member(config.members[0], models, config.seed)
         started = time.perf_counter()
         member.separate(to_engine(read_audio(wav)))
     else:

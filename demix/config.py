@@ -113,6 +113,10 @@ _SEPARATION_KEYS: dict[str, tuple[Any, str, Any]] = {
 }
 
 
+#: The ``[separation]`` defaults, as the schema above gives them.
+SEPARATION_DEFAULTS: dict[str, Any] = {key: default for key, (default, _, _) in _SEPARATION_KEYS.items()}
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

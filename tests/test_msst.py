@@ -313,7 +313,7 @@ def built(tmp_path_factory, track):
 def member_from_config(model_path: Path, tmp: Path, **member) -> MsstMember:
     """Through the config (family detected from the YAML) and load_member."""
     config = parse_config({"members": [{"name": "m", "model": str(model_path), **member}]}, tmp / "c.toml")
-    return load_member(config.members[0], tmp)
+    return load_member(config.members[0], tmp, config.seed)
 
 
 def expected_targets(member: MsstMember, reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -143,7 +143,8 @@ def test_a_user_may_allow_globals_they_trust(tmp_path):
     def member(extra: str):
         config = tmp_path / "config.toml"
         config.write_text(f'[[members]]\nname = "older"\nmodel = "{path}"\n{extra}\n')
-        return load_member(load_config(config).members[0], tmp_path)
+        loaded = load_config(config)
+        return load_member(loaded.members[0], tmp_path, loaded.seed)
 
     with pytest.raises(UnsafeWeightsError, match=r'allow_globals = \["argparse.Namespace"\]'):
         member("")

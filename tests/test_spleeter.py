@@ -48,7 +48,7 @@ def spleeter(tmp_path: Path | None = None, **options):
     """The Spleeter member as a config names it (the real loader runs)."""
     raw = {"name": "spleeter", "model": options.pop("model", "spleeter:2stems"), **options}
     config = parse_config({"members": [raw]}, (tmp_path or PROJECT) / "config.toml")
-    return load_member(config.members[0], PROJECT / "models")
+    return load_member(config.members[0], PROJECT / "models", config.seed)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def test_a_user_folder_of_converted_checkpoints(tmp_path, tracks, second_track):
     _link_checkpoints(tmp_path / "two", {"vocals": "vocals", "accompaniment": "accompaniment"})
     config = parse_config({"members": [{"model": "./two"}]}, tmp_path / "config.toml")
     assert config.members[0].family == "spleeter" and not config.members[0].is_packaged
-    user = load_member(config.members[0], tmp_path).separate(mix)
+    user = load_member(config.members[0], tmp_path, config.seed).separate(mix)
     official = spleeter().separate(mix)
     assert set(user) == set(TARGETS)
     assert all(torch.equal(user[t], official[t]) for t in TARGETS)

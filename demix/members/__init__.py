@@ -17,7 +17,7 @@ from .spleeter import SpleeterMember
 __all__ = ["Member", "DemucsMember", "MsstMember", "OpenUnmixMember", "SpleeterMember", "load_member"]
 
 
-def load_member(config: MemberConfig, models_dir: Path, seed: int = 0) -> Member:
+def load_member(config: MemberConfig, models_dir: Path, seed: int) -> Member:
     """Build the member a config entry describes, reading weights from disk only."""
     refuse_lfs_pointers([file.path for file in files_of(config, models_dir)])
     if config.family == "demucs":

@@ -32,6 +32,7 @@ from demucs.apply import BagOfModels, apply_model
 
 from .. import TARGETS
 from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
+from ..config import ALLOW_GLOBALS, SEPARATION_DEFAULTS, family_options
 from ..errors import WeightsError, first_line
 from ..safe_load import UnsafeWeightsError, load_weights
 from ..statistics import SongStatistics
@@ -144,17 +145,29 @@ def load_bag(path: Path, allow_globals: Sequence[str] = (), member: str | None =
                            "or its weights do not match them") from None
 
 
+def demucs_options(options: dict, where: str) -> tuple[list[str], dict]:
+    """(``allow_globals``, the member's other options): a config's Demucs
+    options (``shifts``, ``overlap``, ``segment_batch``, ``allow_globals``)
+    and ``seed`` (the config's ``[separation]`` seed), each one not given at
+    the config schema's default, as a config that leaves it out runs."""
+    options = dict(options)
+    seed = options.pop("seed", SEPARATION_DEFAULTS["seed"])
+    checked = family_options("demucs", options, where)
+    return checked.pop(ALLOW_GLOBALS), dict(checked, seed=seed)
+
+
 class DemucsMember(Member):
-    def __init__(self, name: str, model, source: str, shifts: int = 1, overlap: float = 0.25, seed: int = 0,
-                 segment_batch: int = 1):
+    def __init__(self, name: str, model, source: str, **options):
+        """``model``: a Demucs model or bag; ``options``: as :func:`demucs_options` takes them."""
+        _, options = demucs_options(options, source)
         self.name = name
         self.model = model.eval()
         self.source = source
-        self.shifts = shifts
-        self.overlap = overlap
+        self.shifts = options["shifts"]
+        self.overlap = options["overlap"]
         #: Segments per forward pass (demix.members.segment_batches); 1 is apply_model's own loop.
-        self.segment_batch = segment_batch
-        self.seed = seed
+        self.segment_batch = options["segment_batch"]
+        self.seed = options["seed"]
         self.sample_rate = int(model.samplerate)
         self.compute = "eager"
         known = [source_name for source_name in model.sources if source_name in TARGETS]
@@ -166,9 +179,10 @@ class DemucsMember(Member):
         self.targets = tuple(target for target in TARGETS if target in known)
 
     @classmethod
-    def from_official(cls, name: str, model_name: str, models_dir: Path, allow_globals: Sequence[str] = (),
-                      **options) -> "DemucsMember":
-        """Every file is checked against the catalogue first (:func:`demix.weights.integrity.require_intact`)."""
+    def from_official(cls, name: str, model_name: str, models_dir: Path, **options) -> "DemucsMember":
+        """Every file is checked against the catalogue first (:func:`demix.weights.integrity.require_intact`).
+        ``options``: as :func:`demucs_options` takes them."""
+        allow_globals, options = demucs_options(options, model_name)
         official = get_official(model_name)
         if official.family != "demucs":
             raise WeightsError(f"{model_name!r} is an {official.family} model, not a Demucs one")
@@ -185,9 +199,11 @@ class DemucsMember(Member):
         return cls(name, model, f"{model_name} from {repo}", **options)
 
     @classmethod
-    def from_file(cls, name: str, path: Path, allow_globals: Sequence[str] = (), **options) -> "DemucsMember":
-        """A ``.th`` package as Demucs' training saves it, or a bag ``.yaml``."""
+    def from_file(cls, name: str, path: Path, **options) -> "DemucsMember":
+        """A ``.th`` package as Demucs' training saves it, or a bag ``.yaml``.
+        ``options``: as :func:`demucs_options` takes them."""
         path = Path(path)
+        allow_globals, options = demucs_options(options, str(path))
         if not path.is_file():
             raise WeightsError(f"{path}: Demucs model file not found")
         if path.suffix == ".yaml":

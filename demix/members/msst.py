@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from .. import TARGETS
+from ..config import ALLOW_GLOBALS, family_options
 from ..errors import WeightsError, first_line
 from ..msst_files import MSST_FAMILIES, detect_family, msst_files, read_msst_yaml
 from ..safe_load import UnsafeWeightsError, load_weights
@@ -194,10 +195,11 @@ class MsstMember(Member):
         self.needs_song_statistics = bool(config.inference.get("normalize", False))
 
     @classmethod
-    def from_path(cls, name: str, path: Path, family: str | None = None, allow_globals: Sequence[str] = (),
-                  chunk_size: int = 0, num_overlap: int = 0, zero_dc: bool | str = "yaml") -> "MsstMember":
+    def from_path(cls, name: str, path: Path, family: str | None = None, **options) -> "MsstMember":
         """A folder (YAML + ``.ckpt``) or a ``.ckpt`` with its YAML beside it.
-        ``chunk_size``/``num_overlap`` 0 and ``zero_dc`` "yaml": as the YAML says."""
+        ``options``: a config's for the family (``chunk_size``, ``num_overlap``,
+        ``zero_dc``, ``allow_globals``), at the schema's defaults where not given:
+        ``chunk_size``/``num_overlap`` 0 and ``zero_dc`` "yaml" mean as the YAML says."""
         from ml_collections import ConfigDict
 
         yaml_path, checkpoint_path = msst_files(Path(path))
@@ -207,6 +209,11 @@ class MsstMember(Member):
         if family not in MSST_FAMILIES:
             raise WeightsError(f"{yaml_path}: its model section does not say which MSST family it is; "
                                f"set family = one of {', '.join(MSST_FAMILIES)}")
+        if "zero_dc" in options and family not in ("bs_roformer", "mel_band_roformer"):
+            raise WeightsError(f"{yaml_path}: zero_dc is an option of the Roformers, not of {family}")
+        options = family_options(family, options, str(yaml_path))
+        allow_globals, chunk_size, num_overlap = options[ALLOW_GLOBALS], options["chunk_size"], options["num_overlap"]
+        zero_dc = options.get("zero_dc", "yaml")
         if zero_dc != "yaml":
             if family not in ("bs_roformer", "mel_band_roformer"):
                 raise WeightsError(f"{yaml_path}: zero_dc is an option of the Roformers, not of {family}")

