@@ -35,6 +35,26 @@ import torch
 from demix import SAMPLE_RATE, TARGETS
 
 PROJECT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (the README's ``-n auto``), give each worker its own
+    share of this process's CPUs: its affinity mask, which the commands it
+    starts inherit and :func:`demix.compute.available_cpus` reads, and as
+    many torch threads. Without it every worker's torch would spread over
+    every CPU and they would fight for them (OpenMP threads spin)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    index, count = int(worker.removeprefix("gw")), int(count)
+    if count > len(cpus):
+        return
+    share = set(cpus[index::count])
+    os.sched_setaffinity(0, share)
+    torch.set_num_threads(len(share))
+
+
 _EXCERPTS = os.environ.get("DEMIX_TEST_EXCERPTS", str(PROJECT.parent / "shared" / "data" / "musdb18-excerpts"))
 #: The folder of extra MUSDB18 excerpts, or None where there is none (a plain clone).
 SHARED_DATA = Path(_EXCERPTS) if _EXCERPTS else None
