@@ -226,7 +226,7 @@ def measure(mode: str, wav: Path) -> dict:
             umx_member.separator(mix[None])
     else:
         config = load_config()
-        weights = {member.name: member.weights for member in config.members}
+        weights = {member.name: member.shares for member in config.members}
         iterations = 0 if mode == "ensemble-no-postfilter" else config.wiener_iterations
         ensemble = Ensemble([demucs_member, umx_member], weights, wiener_iterations=iterations,
                             block_seconds=config.block_seconds, overlap_seconds=config.overlap_seconds, compute="eager")

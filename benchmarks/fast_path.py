@@ -91,7 +91,7 @@ def child(mode: str, wav: Path, output: Path) -> dict:
     if mode.split("-")[0] in COMPILED_MODES:
         use_compile_cache()  # what demix.load.load_ensemble does before it builds a compiled ensemble
     members = build_members()
-    ensemble = Ensemble(list(members), {m.name: m.weights for m in config.members},
+    ensemble = Ensemble(list(members), {m.name: m.shares for m in config.members},
                         wiener_iterations=config.wiener_iterations, block_seconds=config.block_seconds,
                         overlap_seconds=config.overlap_seconds, compute=mode.split("-")[0])
     ensemble.warm_up()

@@ -127,8 +127,9 @@ class MemberConfig:
     family: str
     #: An official model name, or an absolute path to user-trained weights.
     model: str
-    #: Raw (unnormalised) weight per target; targets the member lacks are ignored.
-    weights: dict[str, float]
+    #: Its share of each target's blend, raw (the TOML's ``weights``, normalised per target
+    #: over the members that estimate it); "weights" in code means weight files.
+    shares: dict[str, float]
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -257,10 +258,10 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
     if not isinstance(name, str) or not name:
         raise fail(f"{where}.name", "must be a non-empty string")
 
-    weights = _parse_weights(raw.get("weights", 1.0), f"{where}.weights", fail)
+    shares = _parse_shares(raw.get("weights", 1.0), f"{where}.weights", fail)
     options_raw = {key: value for key, value in raw.items() if key not in ("name", "model", "family", "weights")}
     options = _check_options(options_raw, _FAMILY_OPTIONS[family], where, fail)
-    return MemberConfig(name=name, family=family, model=resolved, weights=weights, options=options)
+    return MemberConfig(name=name, family=family, model=resolved, shares=shares, options=options)
 
 
 def _msst_family(path: Path, declared: Any, where: str, fail) -> str:
@@ -281,7 +282,7 @@ def _msst_family(path: Path, declared: Any, where: str, fail) -> str:
     return detected or declared
 
 
-def _parse_weights(raw: Any, where: str, fail) -> dict[str, float]:
+def _parse_shares(raw: Any, where: str, fail) -> dict[str, float]:
     if _is_number(raw):
         raw = {target: raw for target in TARGETS}
     if not isinstance(raw, dict):
@@ -289,13 +290,13 @@ def _parse_weights(raw: Any, where: str, fail) -> dict[str, float]:
     unknown = set(raw) - set(TARGETS)
     if unknown:
         raise fail(where, f"unknown targets {sorted(unknown)} (targets are {', '.join(TARGETS)})")
-    weights = {}
+    shares = {}
     for target in TARGETS:
         value = raw.get(target, 0.0)
         if not _is_number(value) or value < 0:
             raise fail(f"{where}.{target}", f"must be a number >= 0, got {value!r}")
-        weights[target] = float(value)
-    return weights
+        shares[target] = float(value)
+    return shares
 
 
 def _check_options(raw: dict, spec: dict, where: str, fail) -> dict[str, Any]:
@@ -330,6 +331,6 @@ def config_to_toml(config: Config, header: str = "") -> str:
         lines += ["", "[[members]]", f"name = {value(member.name)}", f"model = {value(member.model)}"]
         lines += [f"{key} = {value(option)}" for key, option in member.options.items()]
         # repr: the shortest text that reads back as the same float, so a tuned config is the one scored
-        weights = ", ".join(f"{target} = {value(float(member.weights[target]))}" for target in TARGETS)
+        weights = ", ".join(f"{target} = {value(float(member.shares[target]))}" for target in TARGETS)
         lines.append(f"weights = {{ {weights} }}")
     return "\n".join(lines) + "\n"

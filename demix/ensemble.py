@@ -75,12 +75,13 @@ class Ensemble:
     def __init__(
         self,
         members: Sequence[Member],
-        weights: Mapping[str, Mapping[str, float]],
+        shares: Mapping[str, Mapping[str, float]],
         device: torch.device | str = "cpu",
         **separation,
     ):
-        """``weights[member.name][target]``: raw weights, normalised here per
-        target over the members that estimate that target. ``separation``:
+        """``shares[member.name][target]``: each member's raw share of each
+        target's blend (a config's ``weights``), normalised here per target
+        over the members that estimate that target. ``separation``:
         the config's ``[separation]`` values (``block_seconds``,
         ``overlap_seconds``, ``wiener_iterations``, ``compute``), checked as
         the config checks them; one not given is the config schema's default
@@ -98,7 +99,7 @@ class Ensemble:
         self.compiled = compute in COMPILED_MODES
         for member in self.members:
             member.set_compute(compute)
-        self.blend = Blend({m.name: m.targets for m in self.members}, weights, wiener_iterations, self.device)
+        self.blend = Blend({m.name: m.targets for m in self.members}, shares, wiener_iterations, self.device)
         multiple = max(member.block_multiple for member in self.members)
         self.block = max(1, round(block_seconds * SAMPLE_RATE / multiple)) * multiple
         self.overlap = min(int(overlap_seconds * SAMPLE_RATE), self.block // 2)
@@ -108,9 +109,9 @@ class Ensemble:
         """Load the members a config names, from files only. No warm-up and no
         cache set-up: :func:`demix.load.load_ensemble` takes those steps."""
         members = [load_member(member, models_dir, seed=config.seed) for member in config.members]
-        weights = {member.name: member.weights for member in config.members}
+        shares = {member.name: member.shares for member in config.members}
         return cls(
-            members, weights, device, wiener_iterations=config.wiener_iterations, block_seconds=config.block_seconds,
+            members, shares, device, wiener_iterations=config.wiener_iterations, block_seconds=config.block_seconds,
             overlap_seconds=config.overlap_seconds, compute=config.compute,
         )
 
@@ -135,9 +136,9 @@ class Ensemble:
         return time.perf_counter() - started
 
     @property
-    def weights(self) -> dict[str, dict[str, float]]:
-        """``weights[target][member name]``: the normalised shares."""
-        return self.blend.weights
+    def shares(self) -> dict[str, dict[str, float]]:
+        """``shares[target][member name]``: the normalised shares."""
+        return self.blend.shares
 
     @property
     def postfilter(self) -> WienerPostFilter | None:
@@ -206,13 +207,13 @@ class Ensemble:
         return self.blend(block, self.member_estimates(block, statistics))
 
     def describe(self) -> list[str]:
-        """Human-readable lines: members, their weights files, the blend."""
+        """Human-readable lines: members, their weight files, the blend."""
         lines = []
         for member in self.members:
             lines.append(f"member {member.name}: {member.source} (targets: {', '.join(member.targets)})")
-        lines.append("blend weights (normalised per target):")
+        lines.append("blend shares (normalised per target):")
         for target in TARGETS:
-            shares = ", ".join(f"{name} {weight:.3f}" for name, weight in self.weights[target].items())
+            shares = ", ".join(f"{name} {weight:.3f}" for name, weight in self.shares[target].items())
             lines.append(f"  {target:<7} {shares}")
         lines.append(
             f"Wiener post-filter: {self.wiener_iterations} EM iteration(s)" if self.postfilter
@@ -257,7 +258,7 @@ class Blend:
     > 0) the Wiener post-filter of :mod:`demix.postfilter` on that block.
 
     ``member_targets[name]``: the targets a member estimates, in the order the
-    members are summed. ``weights[name][target]``: raw weights, normalised per
+    members are summed. ``shares[name][target]``: raw shares, normalised per
     target over the members that estimate that target; a member that does not
     estimate a target gets no share of it, whatever its weight.
 
@@ -269,13 +270,13 @@ class Blend:
     def __init__(
         self,
         member_targets: Mapping[str, Sequence[str]],
-        weights: Mapping[str, Mapping[str, float]],
+        shares: Mapping[str, Mapping[str, float]],
         wiener_iterations: int,
         device: torch.device | str = "cpu",
     ):
         self.member_targets = {name: tuple(targets) for name, targets in member_targets.items()}
         self.device = torch.device(device)
-        self.weights = _normalise(self.member_targets, weights)
+        self.shares = _normalise(self.member_targets, shares)
         self.postfilter = WienerPostFilter(wiener_iterations).to(self.device) if wiener_iterations else None
 
     @property
@@ -294,7 +295,7 @@ class Blend:
         blend = torch.zeros((len(TARGETS),) + block.shape, device=self.device)
         for name, estimates in member_estimates:
             for target, estimate in estimates.items():
-                weight = self.weights[target].get(name, 0.0)
+                weight = self.shares[target].get(name, 0.0)
                 if weight:
                     blend[TARGETS.index(target)] += weight * estimate.to(self.device)
         if self.postfilter is not None:
@@ -303,11 +304,11 @@ class Blend:
 
 
 def _normalise(
-    member_targets: Mapping[str, Sequence[str]], weights: Mapping[str, Mapping[str, float]]
+    member_targets: Mapping[str, Sequence[str]], shares: Mapping[str, Mapping[str, float]]
 ) -> dict[str, dict[str, float]]:
     normalised = {}
     for target in TARGETS:
-        raw = {name: float(weights.get(name, {}).get(target, 0.0))
+        raw = {name: float(shares.get(name, {}).get(target, 0.0))
                for name, targets in member_targets.items() if target in targets}
         total = sum(raw.values())
         if total <= 0:

@@ -38,7 +38,7 @@ class EnsembleMethod:
             if not chosen:
                 raise DemixError(f"no member {member!r} in {config.path}; members: "
                                  f"{', '.join(m.name for m in config.members)}")
-            config = replace(config, members=(replace(chosen[0], weights=dict.fromkeys(TARGETS, 1.0)),),
+            config = replace(config, members=(replace(chosen[0], shares=dict.fromkeys(TARGETS, 1.0)),),
                              wiener_iterations=0)
         self.ensemble = load_ensemble(config, models_dir, "cpu", threads=False)
 

@@ -223,8 +223,8 @@ def median_sdr_per_target(track, estimates: dict[str, np.ndarray]) -> dict[str, 
 
 
 def _score_candidate(job) -> dict[str, float]:
-    track, cached, weights, iterations = job
-    return median_sdr_per_target(track, replay(track, cached, Blend(cached.member_targets, weights, iterations)))
+    track, cached, shares, iterations = job
+    return median_sdr_per_target(track, replay(track, cached, Blend(cached.member_targets, shares, iterations)))
 
 
 def tune(
@@ -259,8 +259,8 @@ def tune(
 
     pool = ProcessPoolExecutor(max(1, min(workers, len(tracks))), mp_context=get_context("spawn"))
 
-    def evaluate(weights: dict[str, dict[str, float]], iterations: int) -> dict[str, float]:
-        jobs = [(track, cached[track.name], weights, iterations) for track in tracks]
+    def evaluate(shares: dict[str, dict[str, float]], iterations: int) -> dict[str, float]:
+        jobs = [(track, cached[track.name], shares, iterations) for track in tracks]
         per_track = list(pool.map(_score_candidate, jobs))
         return {t: float(np.nanmedian([scores[t] for scores in per_track])) for t in TARGETS}
 
@@ -270,7 +270,7 @@ def tune(
 
 def _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, log) -> tuple[Path, dict]:
     names = [member.name for member in config.members]
-    default_weights = {member.name: dict(member.weights) for member in config.members}
+    default_shares = {member.name: dict(member.shares) for member in config.members}
 
     def shares(candidate: tuple[float, ...], target: str) -> dict[str, float] | None:
         """The candidate's weights for ``target``: 0 for members that do not
@@ -287,21 +287,21 @@ def _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_can
         valid = {t: shares(candidate, t) for t in TARGETS}
         # a target this candidate cannot blend keeps the original weights, and its score is not used:
         # without the post-filter, targets do not affect each other
-        weights = {t: valid[t] or {n: default_weights[n][t] for n in names} for t in TARGETS}
+        weights = {t: valid[t] or {n: default_shares[n][t] for n in names} for t in TARGETS}
         scores = evaluate(per_member(weights), 0)
         candidate_scores.append({t: scores[t] if valid[t] else -math.inf for t in TARGETS})
     chosen = {t: shares(grid[int(np.argmax([scores[t] for scores in candidate_scores]))], t) for t in TARGETS}
     log("chosen weights: " + "; ".join(f"{t} " + ", ".join(f"{n} {chosen[t][n]:.2f}" for n in names)
                                           for t in TARGETS))
-    chosen_weights = per_member(chosen)
+    chosen_shares = per_member(chosen)
 
-    by_iterations = {n: evaluate(chosen_weights, n) for n in wiener_candidates}
+    by_iterations = {n: evaluate(chosen_shares, n) for n in wiener_candidates}
     best_iterations = max(wiener_candidates, key=lambda n: np.mean(list(by_iterations[n].values())))
-    default_scores = evaluate(default_weights, config.wiener_iterations)
+    default_scores = evaluate(default_shares, config.wiener_iterations)
     tuned_scores = by_iterations[best_iterations]
 
     tuned = replace(config, wiener_iterations=best_iterations, members=tuple(
-        replace(member, weights=chosen_weights[member.name]) for member in config.members))
+        replace(member, shares=chosen_shares[member.name]) for member in config.members))
     path = Path(out_dir) / "tuned.toml"
     path.write_text(config_to_toml(tuned, _header(config, tracks, tuned_scores, default_scores, best_iterations)))
     return path, {"tuned": tuned_scores, "default": default_scores, "wiener_iterations": best_iterations,

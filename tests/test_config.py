@@ -13,7 +13,7 @@ def test_default_config_is_htdemucs_plus_umxhq():
     config = load_config()
     assert [m.model for m in config.members] == ["htdemucs", "umxhq"]
     for target in TARGETS:
-        assert sum(m.weights[target] for m in config.members) == pytest.approx(1.0)
+        assert sum(m.shares[target] for m in config.members) == pytest.approx(1.0)
     # every default weight has its reason written down beside it
     assert "Why these weights" in DEFAULT_CONFIG.read_text()
 
@@ -47,7 +47,7 @@ def test_paths_are_relative_to_the_config_file(tmp_path):
     path = _write(tmp_path, "[[members]]\nmodel = './my_umx'\n[[members]]\nmodel = 'sub/model.th'\nweights = 2\n")
     config = load_config(path)
     assert config.members[0].model == str(tmp_path / "my_umx") and config.members[0].family == "openunmix"
-    assert config.members[1].family == "demucs" and config.members[1].weights == dict.fromkeys(TARGETS, 2.0)
+    assert config.members[1].family == "demucs" and config.members[1].shares == dict.fromkeys(TARGETS, 2.0)
 
 
 def test_missing_config_file(tmp_path):

@@ -74,8 +74,8 @@ def test_a_target_only_some_members_estimate(truth):
     vocals_only = KnownMember("vocals_only", {"vocals": torch.zeros_like(stems["vocals"])})
     ensemble = Ensemble([full, vocals_only], {"full": dict.fromkeys(TARGETS, 1.0), "vocals_only": {"vocals": 1.0}},
                         wiener_iterations=0, compute="eager")
-    assert ensemble.weights["vocals"] == {"full": 0.5, "vocals_only": 0.5}
-    assert ensemble.weights["bass"] == {"full": 1.0}
+    assert ensemble.shares["vocals"] == {"full": 0.5, "vocals_only": 0.5}
+    assert ensemble.shares["bass"] == {"full": 1.0}
     out = ensemble.separate(mix)
     assert torch.allclose(out[TARGETS.index("vocals")], 0.5 * stems["vocals"], atol=1e-6)
     assert torch.allclose(out[TARGETS.index("bass")], stems["bass"], atol=1e-6)

@@ -180,7 +180,7 @@ def test_tuning_finds_the_weights_that_are_best_by_construction(tmp_path, hq_roo
     assert np.mean(list(scores["tuned"].values())) > np.mean(list(scores["default"].values())) + 3
 
     tuned = load_config(path)
-    assert tuned.members[0].weights["vocals"] == 1.0 and tuned.members[1].weights["drums"] == 1.0
+    assert tuned.members[0].shares["vocals"] == 1.0 and tuned.members[1].shares["drums"] == 1.0
     assert tuned.wiener_iterations == scores["wiener_iterations"]
     assert "the original config on the same tracks" in path.read_text()
 

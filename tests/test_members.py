@@ -229,7 +229,7 @@ def test_git_lfs_pointer_files_are_named_as_such(tmp_path, kind):
         for file in get_official("umxhq").files:
             (tmp_path / file.path).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / file.path).write_bytes(LFS_POINTER)
-    config = MemberConfig(name="m", family=family, model=str(model), weights=dict.fromkeys(TARGETS, 1.0))
+    config = MemberConfig(name="m", family=family, model=str(model), shares=dict.fromkeys(TARGETS, 1.0))
     with pytest.raises(WeightsError) as error:
         load_member(config, tmp_path, seed=0)
     message = str(error.value)

@@ -49,5 +49,5 @@ def test_its_weights_follow_the_stated_rule():
     expected = rule_weights()
     for member in load_config(SOTA).members:
         for target in TARGETS:
-            assert member.weights[target] == pytest.approx(expected[member.model][target], abs=0.005), \
+            assert member.shares[target] == pytest.approx(expected[member.model][target], abs=0.005), \
                 (member.model, target)

@@ -310,7 +310,7 @@ weights = 0.5
         cwd=PROJECT, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-3000:]
     tuned = load_config(tmp_path / "out" / "tuned.toml")
-    share = {member.name: member.weights["vocals"] for member in tuned.members}
+    share = {member.name: member.shares["vocals"] for member in tuned.members}
     assert share["spleeter"] / (share["spleeter"] + share["random"]) >= 0.8, share
 
 

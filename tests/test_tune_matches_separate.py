@@ -71,7 +71,7 @@ def test_tuned_score_is_the_score_of_separating_with_the_tuned_config(setup, tmp
     tuned = load_config(path)
     assert tuned.wiener_iterations == 1
     umx = next(member for member in tuned.members if member.name == "umx")
-    assert all(umx.weights[t] == 0.0 for t in TARGETS if t != "vocals")  # no share of what it cannot estimate
+    assert all(umx.shares[t] == 0.0 for t in TARGETS if t != "vocals")  # no share of what it cannot estimate
 
     separated = separate_and_score(path, models, tracks, tmp_path / "tuned")
     differences = {t: abs(scores["tuned"][t] - separated[t]) for t in TARGETS}

@@ -150,7 +150,7 @@ def test_files_of_a_member(tmp_path):
     from demix.weights.member_files import files_of
 
     def listed(model):
-        member = MemberConfig(name="m", family="demucs", model=str(model), weights={})
+        member = MemberConfig(name="m", family="demucs", model=str(model), shares={})
         return [(file.path.name, file.status) for file in files_of(member, tmp_path)]
 
     bag = tiny_demucs_bag(tmp_path)
