@@ -253,3 +253,99 @@ model = "{user_models['umx']}"
 weights = {{ bass = 0.3, drums = 0.2, other = 0.4, vocals = 0.4 }}
 """)
     return config
+
+
+def scnet_yaml(dims=(4, 8, 16, 32), num_overlap=4) -> str:
+    """A tiny SCNet as MSST's YAML describes it: msst.models.scnet.SCNet's
+    keys and the real STFT (4096/1024), with ``inference.normalize`` as SCNet
+    XL's config sets it (the normalising family: it needs the whole song's
+    statistics). ``dims[0]`` is 4 (stereo, real and imaginary)."""
+    return f"""audio:
+  chunk_size: 32768
+  num_channels: 2
+  sample_rate: 44100
+  min_mean_abs: 0.001
+
+model:
+  sources:
+    - drums
+    - bass
+    - other
+    - vocals
+  audio_channels: 2
+  dims: [{', '.join(map(str, dims))}]
+  nfft: 4096
+  hop_size: 1024
+  win_size: 4096
+  normalized: True
+  band_SR: [0.175, 0.392, 0.433]
+  band_stride: [1, 4, 16]
+  band_kernel: [3, 4, 16]
+  conv_depths: [1, 1, 1]
+  compress: 4
+  conv_kernel: 3
+  num_dplayer: 2
+  expand: 1
+
+training:
+  batch_size: 10
+  instruments:
+    - drums
+    - bass
+    - other
+    - vocals
+  target_instrument: null
+  use_amp: true
+
+inference:
+  batch_size: 1
+  num_overlap: {num_overlap}
+  normalize: true
+"""
+
+
+def msst_config_dict(yaml_text: str, folder: Path):
+    """The YAML as msst's inference reads it (an ml_collections ConfigDict),
+    through folder/reference.yaml and demix's safe reader."""
+    from ml_collections import ConfigDict
+
+    from demix.msst_files import read_msst_yaml
+
+    path = folder / "reference.yaml"
+    path.write_text(yaml_text)
+    return ConfigDict(read_msst_yaml(path))
+
+
+def tiny_msst_model(family: str, yaml_text: str, folder: Path, seed=0):
+    """(config, random model in eval mode): the class msst builds for ``family`` from the YAML."""
+    from demix.members.msst import build_model
+
+    config = msst_config_dict(yaml_text, folder)
+    torch.manual_seed(seed)
+    return config, build_model(family, config, folder / "reference.yaml").eval()
+
+
+def save_msst_checkpoint(state: dict, path: Path, wrapping: str, metrics=None) -> Path:
+    """``state`` as MSST's tools write it: a plain state dict, or wrapped."""
+    if wrapping == "plain":
+        content = state
+    elif wrapping == "model_state_dict":  # msst.utils.model_utils.save_weights
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
+        content = {"epoch": 17, "best_metric": metrics if metrics is not None else 9.65,
+                   "model_state_dict": state, "optimizer_state_dict": optimizer.state_dict(),
+                   "scheduler_state_dict": None}
+    else:
+        content = {wrapping: state}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(content, path)
+    return path
+
+
+def write_msst_model(folder: Path, yaml_text: str, state: dict, wrapping="plain", lone=False, metrics=None) -> Path:
+    """A folder (config.yaml + model.ckpt), or with ``lone`` a .ckpt with its
+    same-stem YAML beside it; returns what a member's ``model`` names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = "model_tiny_ep_1" if lone else None
+    (folder / (f"{stem}.yaml" if lone else "config.yaml")).write_text(yaml_text)
+    checkpoint = save_msst_checkpoint(state, folder / (f"{stem}.ckpt" if lone else "model.ckpt"), wrapping, metrics)
+    return checkpoint if lone else folder

@@ -8,6 +8,9 @@ bands, SCNet 4096/1024, MDX23C 8192/1024 with 4096 bins); only the widths,
 the depths and the chunk sizes are small. The reference is
 ``msst.utils.model_utils.demix`` on the same model, with MSST's
 normalisation (``normalize_audio``/``denormalize_audio``) where the YAML asks.
+SCNet's YAML (``scnet_yaml``), the model builder and the checkpoint and
+folder writers are in ``conftest.py``: the local grader's tests blend a tiny
+SCNet written the same way.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from demix import SAMPLE_RATE, TARGETS
 from demix.config import parse_config
 from demix.errors import ConfigError, WeightsError
 from demix.members import MsstMember, load_member
-from demix.members.msst import build_model
 from demix.msst_files import read_msst_yaml
+
+from conftest import scnet_yaml, tiny_msst_model, write_msst_model
 
 #: Agreement with msst's demix asked of every stem (the brief's bound; measured: see the README).
 TOLERANCE = 1e-6
@@ -152,50 +156,6 @@ inference:
   num_overlap: 2
 """
 
-# msst.models.scnet.SCNet's keys, with inference.normalize as SCNet XL's config sets it.
-SCNET_YAML = """audio:
-  chunk_size: 32768
-  num_channels: 2
-  sample_rate: 44100
-  min_mean_abs: 0.001
-
-model:
-  sources:
-    - drums
-    - bass
-    - other
-    - vocals
-  audio_channels: 2
-  dims: [4, 8, 16, 32]
-  nfft: 4096
-  hop_size: 1024
-  win_size: 4096
-  normalized: True
-  band_SR: [0.175, 0.392, 0.433]
-  band_stride: [1, 4, 16]
-  band_kernel: [3, 4, 16]
-  conv_depths: [1, 1, 1]
-  compress: 4
-  conv_kernel: 3
-  num_dplayer: 2
-  expand: 1
-
-training:
-  batch_size: 10
-  instruments:
-    - drums
-    - bass
-    - other
-    - vocals
-  target_instrument: null
-  use_amp: true
-
-inference:
-  batch_size: 1
-  num_overlap: 4
-  normalize: true
-"""
-
 # As config_musdb18_mdx23c.yaml, with six stems (guitar and piano fold into other).
 MDX23C_YAML = """audio:
   chunk_size: 64512
@@ -244,41 +204,7 @@ inference:
 """
 
 YAMLS = {"bs_roformer": bs_roformer_yaml(), "mel_band_roformer": MEL_BAND_ROFORMER_YAML,
-         "scnet": SCNET_YAML, "mdx23c": MDX23C_YAML}
-
-
-def save_checkpoint(state: dict, path: Path, wrapping: str, metrics=None) -> Path:
-    """``state`` as MSST's tools write it: a plain state dict, or wrapped."""
-    if wrapping == "plain":
-        content = state
-    elif wrapping == "model_state_dict":  # msst.utils.model_utils.save_weights
-        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
-        content = {"epoch": 17, "best_metric": metrics if metrics is not None else 9.65,
-                   "model_state_dict": state, "optimizer_state_dict": optimizer.state_dict(),
-                   "scheduler_state_dict": None}
-    else:
-        content = {wrapping: state}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(content, path)
-    return path
-
-
-def write_model(folder: Path, yaml_text: str, state: dict, wrapping="plain", lone=False, metrics=None) -> Path:
-    """A folder (config.yaml + model.ckpt), or with ``lone`` a .ckpt with its
-    same-stem YAML beside it; returns what a member's ``model`` names."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = "model_tiny_ep_1" if lone else None
-    (folder / (f"{stem}.yaml" if lone else "config.yaml")).write_text(yaml_text)
-    checkpoint = save_checkpoint(state, folder / (f"{stem}.ckpt" if lone else "model.ckpt"), wrapping, metrics)
-    return checkpoint if lone else folder
-
-
-def config_dict(yaml_text: str, tmp: Path):
-    from ml_collections import ConfigDict
-
-    path = tmp / "reference.yaml"
-    path.write_text(yaml_text)
-    return ConfigDict(read_msst_yaml(path))
+         "scnet": scnet_yaml(), "mdx23c": MDX23C_YAML}
 
 
 def msst_reference(config, model, mix: torch.Tensor, family: str) -> dict[str, np.ndarray]:
@@ -301,9 +227,7 @@ def built(tmp_path_factory, track):
     tmp = tmp_path_factory.mktemp("msst_reference")
     result = {}
     for seed, (family, text) in enumerate(YAMLS.items()):
-        config = config_dict(text, tmp)
-        torch.manual_seed(seed)
-        model = build_model(family, config, tmp / "reference.yaml").eval()
+        config, model = tiny_msst_model(family, text, tmp, seed)
         length = int(2.5 * config.audio.chunk_size) + 777
         mix = torch.from_numpy(track[1]["mixture"][:, :length]).contiguous()
         result[family] = (config, model, mix, msst_reference(config, model, mix, family))
@@ -332,7 +256,7 @@ def max_differences(ours: dict[str, torch.Tensor], expected: dict[str, np.ndarra
 @pytest.mark.parametrize("family", list(YAMLS))
 def test_member_equals_msst_demix_per_named_stem(tmp_path, built, family, wrapping):
     config, model, mix, reference = built[family]
-    path = write_model(tmp_path / "model", YAMLS[family], model.state_dict(), wrapping, lone=wrapping == "state")
+    path = write_msst_model(tmp_path / "model", YAMLS[family], model.state_dict(), wrapping, lone=wrapping == "state")
     member = member_from_config(path, tmp_path)
     assert member.family == family
     differences = max_differences(member.separate(mix), expected_targets(member, reference))
@@ -367,7 +291,7 @@ def test_a_yaml_listing_stems_in_another_order_gives_the_same_stems_by_name(tmp_
             _, index, rest = name.split(".", 2)
             name = f"mask_estimators.{reordered.index(order[int(index)])}.{rest}"
         state[name] = tensor
-    path = write_model(tmp_path / "reordered", bs_roformer_yaml(instruments=reordered), state)
+    path = write_msst_model(tmp_path / "reordered", bs_roformer_yaml(instruments=reordered), state)
     ours = member_from_config(path, tmp_path).separate(mix)
     differences = {name: float(np.abs(ours[name].numpy() - reference[name]).max()) for name in order}
     assert max(differences.values()) <= TOLERANCE, differences
@@ -375,7 +299,7 @@ def test_a_yaml_listing_stems_in_another_order_gives_the_same_stems_by_name(tmp_
 
 def test_numpy_scalars_in_the_metrics_are_refused_until_allowed(tmp_path, built):
     _, model, mix, _ = built["bs_roformer"]
-    path = write_model(tmp_path / "np", YAMLS["bs_roformer"], model.state_dict(), "model_state_dict",
+    path = write_msst_model(tmp_path / "np", YAMLS["bs_roformer"], model.state_dict(), "model_state_dict",
                        metrics=np.float64(9.65))
     with pytest.raises(WeightsError) as refused:
         member_from_config(path, tmp_path)
@@ -401,14 +325,14 @@ def test_a_missing_and_an_extra_tensor_are_refused_naming_them(tmp_path, built):
     missing = dict(state)
     dropped = sorted(missing)[5]
     del missing[dropped]
-    path = write_model(tmp_path / "missing", YAMLS["bs_roformer"], missing)
+    path = write_msst_model(tmp_path / "missing", YAMLS["bs_roformer"], missing)
     with pytest.raises(WeightsError, match="1 tensors the YAML's model has are missing") as refused:
         member_from_config(path, tmp_path)
     assert str(path / "model.ckpt") in str(refused.value) and dropped in str(refused.value)
     assert "config.yaml and this checkpoint disagree" in str(refused.value)
 
     extra = dict(state, **{"band_split.spare.weight": torch.zeros(3)})
-    path = write_model(tmp_path / "extra", YAMLS["bs_roformer"], extra)
+    path = write_msst_model(tmp_path / "extra", YAMLS["bs_roformer"], extra)
     with pytest.raises(WeightsError, match=r"1 tensors are unexpected \(band_split.spare.weight\)"):
         member_from_config(path, tmp_path)
 
@@ -416,7 +340,7 @@ def test_a_missing_and_an_extra_tensor_are_refused_naming_them(tmp_path, built):
 def test_the_wrong_yaml_for_a_checkpoint_is_refused_with_the_counts(tmp_path, built):
     """Trained with mlp_expansion_factor 4, described by a YAML that says 2."""
     _, model, _, _ = built["bs_roformer"]
-    path = write_model(tmp_path / "wrong", bs_roformer_yaml(mlp_expansion_factor=2), model.state_dict())
+    path = write_msst_model(tmp_path / "wrong", bs_roformer_yaml(mlp_expansion_factor=2), model.state_dict())
     with pytest.raises(WeightsError) as refused:
         member_from_config(path, tmp_path)
     message = str(refused.value)
@@ -427,7 +351,7 @@ def test_the_wrong_yaml_for_a_checkpoint_is_refused_with_the_counts(tmp_path, bu
 def test_a_yaml_without_tuple_tags_is_refused_naming_the_file(tmp_path, built):
     _, model, _, _ = built["bs_roformer"]
     text = YAMLS["bs_roformer"].replace(" !!python/tuple", "")
-    path = write_model(tmp_path / "lists", text, model.state_dict())
+    path = write_msst_model(tmp_path / "lists", text, model.state_dict())
     with pytest.raises(WeightsError) as refused:
         member_from_config(path, tmp_path)
     message = str(refused.value)
@@ -445,7 +369,7 @@ def test_a_yaml_is_read_without_running_python_tags(tmp_path):
 def test_a_yaml_whose_family_cannot_be_told_needs_family_in_the_config(tmp_path, built):
     _, model, _, _ = built["scnet"]
     text = YAMLS["scnet"].replace("  num_dplayer: 2\n", "").replace("  band_SR: [0.175, 0.392, 0.433]\n", "")
-    path = write_model(tmp_path / "anonymous", text, model.state_dict())
+    path = write_msst_model(tmp_path / "anonymous", text, model.state_dict())
     with pytest.raises(ConfigError, match="family: required for .*set family = one of bs_roformer"):
         member_from_config(path, tmp_path)
     # a Spleeter folder (.ckpt files and no YAML) is still a Spleeter folder
@@ -523,7 +447,7 @@ def test_mono_and_48khz_files_through_separate_file(tmp_path, track, built, user
     from demix.separate import separate_file
 
     _, model, _, _ = built["bs_roformer"]
-    folder = write_model(tmp_path / "bs", YAMLS["bs_roformer"], model.state_dict())
+    folder = write_msst_model(tmp_path / "bs", YAMLS["bs_roformer"], model.state_dict())
     config = tmp_path / "ensemble.toml"
     config.write_text(f"""
 [separation]
