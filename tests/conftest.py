@@ -304,6 +304,12 @@ inference:
 """
 
 
+#: The SCNet blended in the local grader's runs (``user_config_with_msst``): the narrowest
+#: SCNet builds (9,384 weights against 289,920 with ``scnet_yaml()``'s defaults) and chunks
+#: every half chunk, about a quarter of the default's time per second of audio.
+GRADER_SCNET_YAML = scnet_yaml(dims=(4, 4, 4, 4), num_overlap=2)
+
+
 def msst_config_dict(yaml_text: str, folder: Path):
     """The YAML as msst's inference reads it (an ml_collections ConfigDict),
     through folder/reference.yaml and demix's safe reader."""
@@ -349,3 +355,26 @@ def write_msst_model(folder: Path, yaml_text: str, state: dict, wrapping="plain"
     (folder / (f"{stem}.yaml" if lone else "config.yaml")).write_text(yaml_text)
     checkpoint = save_msst_checkpoint(state, folder / (f"{stem}.ckpt" if lone else "model.ckpt"), wrapping, metrics)
     return checkpoint if lone else folder
+
+
+#: The MSST member's raw weights in ``user_config_with_msst``: a third of every target.
+MSST_MEMBER_WEIGHT = 0.5
+
+
+@pytest.fixture(scope="session")
+def user_config_with_msst(tmp_path_factory, user_config) -> Path:
+    """``user_config`` with a third member: a tiny MSST SCNet (:data:`GRADER_SCNET_YAML`)
+    as MSST publishes one, a folder of config.yaml and model.ckpt, family told by the YAML.
+    Its raw weight 0.5 against Demucs' and Open-Unmix's 1.0 in total: a third of each target."""
+    folder = tmp_path_factory.mktemp("config_with_msst")
+    _, model = tiny_msst_model("scnet", GRADER_SCNET_YAML, folder)
+    scnet = write_msst_model(folder / "my_scnet", GRADER_SCNET_YAML, model.state_dict())
+    weights = ", ".join(f"{target} = {MSST_MEMBER_WEIGHT}" for target in sorted(TARGETS))
+    config = folder / "ensemble.toml"
+    config.write_text(user_config.read_text() + f"""
+[[members]]
+name = "scnet"
+model = "{scnet}"
+weights = {{ {weights} }}
+""")
+    return config
