@@ -357,24 +357,24 @@ def write_msst_model(folder: Path, yaml_text: str, state: dict, wrapping="plain"
     return checkpoint if lone else folder
 
 
-#: The MSST member's raw weights in ``user_config_with_msst``: a third of every target.
-MSST_MEMBER_WEIGHT = 0.5
+#: The MSST member's raw share of every target in ``user_config_with_msst`` (its TOML ``weights``).
+MSST_MEMBER_SHARE = 0.5
 
 
 @pytest.fixture(scope="session")
 def user_config_with_msst(tmp_path_factory, user_config) -> Path:
     """``user_config`` with a third member: a tiny MSST SCNet (:data:`GRADER_SCNET_YAML`)
     as MSST publishes one, a folder of config.yaml and model.ckpt, family told by the YAML.
-    Its raw weight 0.5 against Demucs' and Open-Unmix's 1.0 in total: a third of each target."""
+    Its raw share 0.5 against Demucs' and Open-Unmix's 1.0 in total: a third of each target."""
     folder = tmp_path_factory.mktemp("config_with_msst")
     _, model = tiny_msst_model("scnet", GRADER_SCNET_YAML, folder)
     scnet = write_msst_model(folder / "my_scnet", GRADER_SCNET_YAML, model.state_dict())
-    weights = ", ".join(f"{target} = {MSST_MEMBER_WEIGHT}" for target in sorted(TARGETS))
+    shares = ", ".join(f"{target} = {MSST_MEMBER_SHARE}" for target in sorted(TARGETS))
     config = folder / "ensemble.toml"
     config.write_text(user_config.read_text() + f"""
 [[members]]
 name = "scnet"
 model = "{scnet}"
-weights = {{ {weights} }}
+weights = {{ {shares} }}
 """)
     return config

@@ -114,7 +114,7 @@ def test_the_msst_member_is_in_the_blend_the_grader_scored(protocol_runs, test_d
     assert isinstance(scnet, MsstMember) and scnet.family == "scnet" and type(scnet.model) is SCNet
     assert scnet.targets == TARGETS and scnet.needs_song_statistics
     for target in TARGETS:
-        assert predictor.ensemble.weights[target]["scnet"] == pytest.approx(1 / 3)
+        assert predictor.ensemble.shares[target]["scnet"] == pytest.approx(1 / 3)
 
     song = min(song_dirs(test_dir), key=lambda path: sf.info(path / "mixture.wav").frames)  # the cheaper one
     plain = Ensemble.from_config(load_config(user_config), tmp_path)
