@@ -255,11 +255,12 @@ weights = {{ bass = 0.3, drums = 0.2, other = 0.4, vocals = 0.4 }}
     return config
 
 
-def scnet_yaml(dims=(4, 8, 16, 32), num_overlap=4) -> str:
+def scnet_yaml(dims=(4, 8, 16, 32), num_overlap=4, batch_size=1) -> str:
     """A tiny SCNet as MSST's YAML describes it: msst.models.scnet.SCNet's
     keys and the real STFT (4096/1024), with ``inference.normalize`` as SCNet
     XL's config sets it (the normalising family: it needs the whole song's
-    statistics). ``dims[0]`` is 4 (stereo, real and imaginary)."""
+    statistics). ``dims[0]`` is 4 (stereo, real and imaginary); ``batch_size``:
+    the chunks msst's inference runs at once."""
     return f"""audio:
   chunk_size: 32768
   num_channels: 2
@@ -298,16 +299,18 @@ training:
   use_amp: true
 
 inference:
-  batch_size: 1
+  batch_size: {batch_size}
   num_overlap: {num_overlap}
   normalize: true
 """
 
 
 #: The SCNet blended in the local grader's runs (``user_config_with_msst``): the narrowest
-#: SCNet builds (9,384 weights against 289,920 with ``scnet_yaml()``'s defaults) and chunks
-#: every half chunk, about a quarter of the default's time per second of audio.
-GRADER_SCNET_YAML = scnet_yaml(dims=(4, 4, 4, 4), num_overlap=2)
+#: SCNet builds (9,384 weights against 289,920 with ``scnet_yaml()``'s defaults), chunks
+#: every half chunk and runs four at once (the same stems within 1e-7): a quarter of the
+#: default's time (a 6 s block on two busy cores: 0.9 s against 3.5 s on one thread, 2.5 s
+#: against 11 s on two).
+GRADER_SCNET_YAML = scnet_yaml(dims=(4, 4, 4, 4), num_overlap=2, batch_size=4)
 
 
 def msst_config_dict(yaml_text: str, folder: Path):
