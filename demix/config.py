@@ -161,11 +161,7 @@ def separation_settings(given: dict[str, Any], where: str) -> dict[str, Any]:
     """``given`` ``[separation]`` values checked as a config's are, the
     schema's default for each one not given: what :class:`demix.ensemble.Ensemble`
     uses when it is built without a config. ``where`` names the caller in errors."""
-
-    def fail(key: str, message: str) -> ConfigError:
-        return ConfigError(f"{where}: {key}: {message}")
-
-    return _check_options(given, _SEPARATION_KEYS, "separation", fail)
+    return _checked_with_defaults(given, _SEPARATION_KEYS, where, "separation")
 
 
 def family_options(family: str, given: dict[str, Any], where: str) -> dict[str, Any]:
@@ -173,11 +169,14 @@ def family_options(family: str, given: dict[str, Any], where: str) -> dict[str, 
     default for each one not given: what a member built without a config
     (``DemucsMember.from_file(name, path)``) runs with. ``where`` names the
     model in errors."""
+    return _checked_with_defaults(given, _FAMILY_OPTIONS[family], where, "options")
 
+
+def _checked_with_defaults(given: dict[str, Any], spec: dict, where: str, section: str) -> dict[str, Any]:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {message}")
 
-    return _check_options(given, _FAMILY_OPTIONS[family], "options", fail)
+    return _check_options(given, spec, section, fail)
 
 
 def load_config(path: Path | None = None) -> Config:

@@ -87,6 +87,9 @@ class Ensemble:
         the config checks them; one not given is the config schema's default
         (:func:`demix.config.separation_settings`), so an ensemble built in
         code runs as one from a config that leaves it out."""
+        if "seed" in separation:  # the members are built already: their seed is load_member's
+            raise ConfigError("Ensemble: seed: the Demucs seed is given to the members "
+                              "(demix.members.load_member, or Ensemble.from_config), not to the ensemble")
         settings = separation_settings(separation, "Ensemble")
         wiener_iterations, compute = settings["wiener_iterations"], settings["compute"]
         block_seconds, overlap_seconds = settings["block_seconds"], settings["overlap_seconds"]
