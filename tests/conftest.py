@@ -190,12 +190,15 @@ def tiny_openunmix_folder(folder: Path, targets=TARGETS, with_separator_json=Tru
 
 
 def tiny_demucs_model(seed=0, sources=("drums", "bass", "other", "vocals")):
+    """A small random HTDemucs. ``depth=4`` as the real model has: each layer
+    divides the transformer's sequence by 4, so a shallower one attends over a
+    4 x longer one (measured here: eager 2.7 x and compiling 1.2 x slower at depth 3)."""
     from demucs.htdemucs import HTDemucs
 
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return HTDemucs(sources=list(sources), channels=8, depth=3, nfft=1024, segment=4,
+        return HTDemucs(sources=list(sources), channels=8, depth=4, nfft=1024, segment=4,
                         t_layers=1, t_heads=2, dconv_comp=4)
 
 
@@ -218,6 +221,15 @@ def tiny_demucs_bag(folder: Path) -> Path:
     bag = folder / "tinybag.yaml"
     bag.write_text("models: ['aaaa1111', 'bbbb2222']\nweights: [[1., 1., 0., 1.], [1., 1., 1., 0.]]\n")
     return bag
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory) -> Path:
+    """One TorchInductor kernel cache for the session (``$DEMIX_COMPILE_CACHE``):
+    the tiny Demucs is compiled cold once, and later compiling tests load
+    its kernels as a second run would. The cold-compile fallback test uses
+    an empty cache of its own."""
+    return tmp_path_factory.mktemp("compile-cache")
 
 
 @pytest.fixture(scope="session")

@@ -34,11 +34,6 @@ def configs(tmp_path_factory, user_config) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("compile-cache")
-
-
-@pytest.fixture(scope="module")
 def example(tmp_path_factory) -> Path:
     return ensure_bundled_example(tmp_path_factory.mktemp("example") / "test")
 
