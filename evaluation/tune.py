@@ -39,7 +39,12 @@ it.
 4. Wiener iterations: with the chosen weights, each candidate number of EM
    steps of the post-filter (0 = off) is scored, and the one with the best
    mean over targets is kept.
-5. The original config is scored on the same tracks, and a config with the
+5. Every score is kept (:mod:`evaluation.score_book`, ``OUT/blend-scores/``)
+   under what determines it, and a blend already scored is not run through
+   museval again: the chosen weights at 0 iterations are the grid's, and a
+   second run, or one that resumes, scores only what is new. The result
+   says how many museval runs this one made (``museval_runs``).
+6. The original config is scored on the same tracks, and a config with the
    chosen weights (written exactly, so that it reads back as the weights
    that were scored) goes to ``OUT/tuned.toml`` with both sets of scores in
    its header. Separating with it on the CPU, where tune runs the members, gives
@@ -69,6 +74,7 @@ from demix.ensemble import Blend, BlockPlan, crossfade
 from demix.errors import DemixError
 from demix.separate import collect, to_source
 from demix.stream import EngineMix, song_statistics
+from evaluation.score_book import SCORES_FOLDER, ScoreBook, scores_key
 
 #: Bumped when the cache layout changes, so that an old cache is recomputed, not misread.
 CACHE_FORMAT = 2
@@ -257,15 +263,28 @@ def tune(
         cached[track.name] = found
     member_targets = cached[tracks[0].name].member_targets
 
+    key = scores_key(cache_key(config))
+    books = {track.name: ScoreBook(Path(out_dir) / SCORES_FOLDER / f"{track.name}.json", key,
+                                   cached[track.name].plan.length) for track in tracks}
+    museval_runs = {"now": 0, "answered": 0}
     pool = ProcessPoolExecutor(max(1, min(workers, len(tracks))), mp_context=get_context("spawn"))
 
     def evaluate(shares: dict[str, dict[str, float]], iterations: int) -> dict[str, float]:
-        jobs = [(track, cached[track.name], shares, iterations) for track in tracks]
-        per_track = list(pool.map(_score_candidate, jobs))
-        return {t: float(np.nanmedian([scores[t] for scores in per_track])) for t in TARGETS}
+        per_track = {track.name: books[track.name].get(shares, iterations) for track in tracks}
+        todo = [track for track in tracks if per_track[track.name] is None]
+        jobs = [(track, cached[track.name], shares, iterations) for track in todo]
+        for track, scores in zip(todo, pool.map(_score_candidate, jobs)):
+            books[track.name].add(shares, iterations, scores)
+            per_track[track.name] = scores
+        museval_runs["now"] += len(todo)
+        museval_runs["answered"] += len(tracks) - len(todo)
+        return {t: float(np.nanmedian([scores[t] for scores in per_track.values()])) for t in TARGETS}
 
     with pool:
-        return _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, log)
+        path, results = _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, log)
+    log(f"museval: {museval_runs['now']} track runs, {museval_runs['answered']} answered by earlier scores "
+        f"({Path(out_dir) / SCORES_FOLDER})")
+    return path, {**results, "museval_runs": museval_runs["now"]}
 
 
 def _search(config, member_targets, tracks, evaluate, out_dir, steps, wiener_candidates, log) -> tuple[Path, dict]:

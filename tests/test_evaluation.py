@@ -183,6 +183,16 @@ def test_tuning_finds_the_weights_that_are_best_by_construction(tmp_path, hq_roo
     assert tuned.members[0].shares["vocals"] == 1.0 and tuned.members[1].shares["drums"] == 1.0
     assert tuned.wiener_iterations == scores["wiener_iterations"]
     assert "the original config on the same tracks" in path.read_text()
+    # museval ran for the 3 grid points, 1 Wiener iteration and the original config; the chosen
+    # weights at 0 iterations were the grid's scores
+    assert scores["museval_runs"] == 3 + 1 + 1
+
+    # a second run with one more candidate scores only that one, and chooses from the same scores
+    _, again = tune(user_config, tmp_path / "no-models", tracks, tmp_path, steps=2, wiener_candidates=(0, 1, 2),
+                    workers=1, log=lambda _: None)
+    assert again["museval_runs"] == 1
+    assert again["weights"] == scores["weights"] and again["default"] == scores["default"]
+    assert again["by_wiener_iterations"][1] == scores["by_wiener_iterations"][1]
 
 
 def test_a_run_on_a_local_ray_cluster(tmp_path, hq_root):

@@ -110,7 +110,8 @@ def test_report_over_several_result_folders(two_runs, tmp_path):
 
 
 def test_tune_command_line_runs_no_model_a_second_time(two_runs, tmp_path, user_models):
-    """The second run has the models taken away: it can only finish from the cache."""
+    """The second run has the models taken away: it can only finish from the cache,
+    and it scores nothing again."""
     root, _ = two_runs
     models = tmp_path / "models"
     shutil.copytree(user_models["umx"], models / "my_umx")
@@ -129,9 +130,15 @@ def test_tune_command_line_runs_no_model_a_second_time(two_runs, tmp_path, user_
     blocks = len(list((cache / "demucs" / track).glob("block-*")))
     assert blocks >= 2 and len(cached) == 2 * blocks * len(TARGETS)  # per member, per block, per target
     cached += sorted(cache.rglob("plan.json"))
+    scores = sorted((tmp_path / "tuning" / "blend-scores").glob("*.json"))
+    assert [path.name for path in scores] == [f"{track}.json"]
+    cached += scores
     stamps = [path.stat().st_mtime_ns for path in cached]
+    tuned = (tmp_path / "tuning" / "tuned.toml").read_text()
     shutil.rmtree(models)
     second = run_cli(*arguments)
     assert second.returncode == 0, second.stderr
+    # no model ran and no blend was scored again (each score written rewrites its track's file)
     assert [path.stat().st_mtime_ns for path in cached] == stamps
-    assert (tmp_path / "tuning" / "tuned.toml").is_file()
+    assert "museval: 0 track runs, 4 answered" in second.stdout + second.stderr
+    assert (tmp_path / "tuning" / "tuned.toml").read_text() == tuned
