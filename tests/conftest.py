@@ -134,6 +134,37 @@ def track():
     return path.name.removesuffix(".stem.mp4"), read_stem_file(path)
 
 
+#: The shared oracle run (:func:`oracle_runs`): its methods, and the excerpts cut to this many
+#: seconds (museval's cost grows with them).
+ORACLE_RUN_METHODS, ORACLE_RUN_SECONDS = ("irm", "mpi"), 5.0
+
+
+@pytest.fixture(scope="session")
+def oracle_runs(tmp_path_factory, tracks) -> tuple[Path, Path]:
+    """(root, results): one ``python -m evaluation run --keep-estimates`` of
+    :data:`ORACLE_RUN_METHODS` over both real excerpts, laid out as MUSDB18-HQ
+    (16-bit WAV, cut to :data:`ORACLE_RUN_SECONDS`). Shared by the tests of the
+    summary, the report and its listening page, since museval is the slow part
+    of every run; a test that changes the results works on a copy."""
+    import subprocess
+    import sys
+
+    from demix.audio import write_wav_atomically
+
+    root = tmp_path_factory.mktemp("oracle-run-musdb18hq")
+    for name, stems in tracks.items():
+        for stream in STEM_ORDER:
+            write_wav_atomically(root / "test" / name / f"{stream}.wav",
+                                 stems[stream][:, :int(ORACLE_RUN_SECONDS * SAMPLE_RATE)].T, SAMPLE_RATE,
+                                 subtype="PCM_16")
+    out = tmp_path_factory.mktemp("oracle-run") / "results"
+    completed = subprocess.run([sys.executable, "-m", "evaluation", "run", "--root", str(root),
+                                "--method", *ORACLE_RUN_METHODS, "--workers", "2", "--keep-estimates",
+                                "--out", str(out)], cwd=PROJECT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return root, out
+
+
 @pytest.fixture(scope="session")
 def mixture_wav(tmp_path_factory, track) -> Path:
     """The example's mixture as a 16-bit WAV, as a user would hand it over."""

@@ -20,6 +20,8 @@ from demix import TARGETS
 from evaluation.oracles import oracle_estimates
 from evaluation.scores import global_sdr
 
+from conftest import ORACLE_RUN_METHODS, example_stem_file
+
 PROJECT = Path(__file__).resolve().parents[1]
 N_FFT = 2048
 
@@ -68,29 +70,15 @@ def test_oracles_equal_their_formulas_computed_with_scipy(track, kind):
         assert agreement > 60, f"{kind} {target}: {agreement:.1f} dB"
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory, stem_files):
-    """irm in one results folder, mpi in another, over both real excerpts."""
-    root = tmp_path_factory.mktemp("hq")
-    for stem_file in stem_files:
-        lay_out_stem_file(stem_file, root / "test")
-    runs = {}
-    for method in ("irm", "mpi"):
-        out = tmp_path_factory.mktemp(method)
-        completed = run_cli("run", "--root", root, "--method", method, "--workers", 2, "--out", out)
-        assert completed.returncode == 0, completed.stderr
-        runs[method] = out
-    return root, runs
-
-
-def test_summary_is_the_median_of_medians_and_the_mean_global_sdr_of_results(two_runs):
-    _, runs = two_runs
-    for method, out in runs.items():
-        results = pd.read_csv(out / "results.csv")
-        summary = pd.read_csv(out / "summary.csv").set_index(["method", "target"])
-        museval_rows = results[results["metric"] != "global_SDR"]
-        medians = museval_rows.groupby(["method", "target", "metric"])["score"].median()
-        global_means = results[results["metric"] == "global_SDR"].groupby(["method", "target"])["score"].mean()
+def test_summary_is_the_median_of_medians_and_the_mean_global_sdr_of_results(oracle_runs):
+    _, out = oracle_runs
+    results = pd.read_csv(out / "results.csv")
+    summary = pd.read_csv(out / "summary.csv").set_index(["method", "target"])
+    museval_rows = results[results["metric"] != "global_SDR"]
+    medians = museval_rows.groupby(["method", "target", "metric"])["score"].median()
+    global_means = results[results["metric"] == "global_SDR"].groupby(["method", "target"])["score"].mean()
+    assert set(results["method"]) == set(ORACLE_RUN_METHODS) and results["track"].nunique() == 2
+    for method in ORACLE_RUN_METHODS:
         for target in TARGETS:
             for metric in ("SDR", "SIR", "ISR", "SAR"):
                 assert summary.loc[(method, target), metric] == pytest.approx(medians[(method, target, metric)],
@@ -99,8 +87,19 @@ def test_summary_is_the_median_of_medians_and_the_mean_global_sdr_of_results(two
                                                                                 abs=1e-3)
 
 
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, oracle_runs):
+    """irm in one results folder, mpi in another: the shared oracle run's score files, split."""
+    _, out = oracle_runs
+    runs = {}
+    for method in ORACLE_RUN_METHODS:
+        runs[method] = tmp_path_factory.mktemp(method)
+        shutil.copytree(out / "scores" / method, runs[method] / "scores" / method)
+    return runs
+
+
 def test_report_over_several_result_folders(two_runs, tmp_path):
-    _, runs = two_runs
+    runs = two_runs
     completed = run_cli("report", runs["irm"], runs["mpi"], "--out", tmp_path, "--no-page")
     assert completed.returncode == 0, completed.stderr
     markdown = (tmp_path / "report.md").read_text()
@@ -109,10 +108,11 @@ def test_report_over_several_result_folders(two_runs, tmp_path):
     assert (tmp_path / "sdr_boxplot.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_tune_command_line_runs_no_model_a_second_time(two_runs, tmp_path, user_models):
+def test_tune_command_line_runs_no_model_a_second_time(tmp_path, user_models):
     """The second run has the models taken away: it can only finish from the cache,
     and it scores nothing again."""
-    root, _ = two_runs
+    root = tmp_path / "musdb18hq"
+    lay_out_stem_file(example_stem_file(), root / "test")
     models = tmp_path / "models"
     shutil.copytree(user_models["umx"], models / "my_umx")
     shutil.copy2(user_models["demucs"], models / "my_demucs.th")
@@ -120,7 +120,7 @@ def test_tune_command_line_runs_no_model_a_second_time(two_runs, tmp_path, user_
     config.write_text('[separation]\nblock_seconds = 5\ncompute = "eager"\n\n'
                       '[[members]]\nname = "demucs"\nmodel = "models/my_demucs.th"\nweights = 0.5\n\n'
                       '[[members]]\nname = "umx"\nmodel = "models/my_umx"\nweights = 0.5\n')
-    track = sorted(path.name for path in (root / "test").iterdir())[0]
+    track = example_stem_file().name.removesuffix(".stem.mp4")
     arguments = ("tune", "--root", root, "--subset", "test", "--tracks", track, "--config", config,
                  "--out", tmp_path / "tuning", "--steps", 1, "--wiener", 0, "--workers", 2)
     first = run_cli(*arguments)

@@ -27,12 +27,12 @@ from listening_pages import descriptors as measures
 from listening_pages import markup, render
 from listening_pages import window as windows
 
-from conftest import STEM_ORDER
+from conftest import ORACLE_RUN_METHODS
 
 PROJECT = Path(__file__).resolve().parents[1]
-#: The excerpts are cut to this many seconds (museval's cost grows with them), the pages play WINDOW of them.
-SECONDS, WINDOW = 5.0, 3.0
-METHODS = ("irm", "mpi")
+#: The pages play this many seconds of the shared oracle run's excerpts (conftest.oracle_runs).
+WINDOW = 3.0
+METHODS = ORACLE_RUN_METHODS
 #: The track whose mpi estimates are deleted: its page must say how to keep them.
 UNKEPT = "The Easton Ellises - Falcon 69"
 
@@ -150,19 +150,12 @@ def run_module(module: str, *args, **popen):
 
 
 @pytest.fixture(scope="module")
-def evaluation_page(tmp_path_factory, tracks):
-    """``run --keep-estimates`` of two oracles on the two real excerpts (laid
-    out as MUSDB18-HQ, cut to SECONDS), one (method, track) with its
-    estimates deleted, then ``report``."""
-    root = tmp_path_factory.mktemp("musdb18hq")
-    for name, stems in tracks.items():
-        for stream in STEM_ORDER:
-            write_wav_atomically(root / "test" / name / f"{stream}.wav",
-                                 stems[stream][:, :int(SECONDS * SAMPLE_RATE)].T, SAMPLE_RATE, subtype="PCM_16")
+def evaluation_page(tmp_path_factory, oracle_runs):
+    """The shared run of two oracles on the two real excerpts (conftest.oracle_runs),
+    copied, one (method, track) with its estimates deleted, then ``report``."""
+    root, shared = oracle_runs
     out = tmp_path_factory.mktemp("evaluation") / "results"
-    completed = run_module("evaluation", "run", "--root", root, "--method", *METHODS, "--workers", 2,
-                           "--keep-estimates", "--out", out)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    shutil.copytree(shared, out)
     shutil.rmtree(out / "estimates" / "mpi" / UNKEPT)
     report = run_module("evaluation", "report", out, "--window", WINDOW)
     assert report.returncode == 0, report.stderr[-3000:]
