@@ -2,16 +2,18 @@
 is scored twice: not within one run, and not in a later run over the same
 cache (one with more candidates, or one that resumes after being stopped).
 
-A score is filed under what determines it, its key:
+A score is filed under what determines it, its key: the weights the blend
+applies (:attr:`demix.ensemble.Blend.shares`, per target the members' shares
+normalised over those that estimate it, so raw shares that blend alike are
+one key), and
 
-- with the post-filter off (0 Wiener iterations), a target's estimate is its
-  members' estimates blended with that target's shares alone, and its BSSEval
-  metrics depend only on its own estimate (and the references). So only the
-  target's shares are in the key: the weight grid's scores answer the chosen
-  weights at 0 iterations, and any blend that gives a target the shares of an
-  earlier one.
-- with the post-filter on, it couples the targets: every member's share of
-  every target, and the number of iterations.
+- with the post-filter off (0 Wiener iterations), only the target's own
+  weights: each target's estimate is blended on its own, and its BSSEval
+  metrics depend only on its own estimate (and the references). So the weight
+  grid's scores answer the chosen weights at 0 iterations, and any blend that
+  gives a target the weights of an earlier one.
+- with the post-filter on, which couples the targets, every target's weights
+  and the number of iterations.
 
 One file per track, ``OUT/blend-scores/<track>.json`` (beside the member cache,
 not in it, where a member may be called anything), rewritten atomically
@@ -32,8 +34,8 @@ from demix.atomic import write_json_atomically
 
 SCORES_FOLDER = "blend-scores"
 
-#: Per member, its share of each target (``Blend``'s ``shares``).
-Shares = dict[str, dict[str, float]]
+#: Per target, each member's weight: what a :class:`~demix.ensemble.Blend` applies (its ``shares``).
+Weights = dict[str, dict[str, float]]
 
 
 def scores_key(estimates_key: dict) -> dict:
@@ -42,12 +44,9 @@ def scores_key(estimates_key: dict) -> dict:
     return {"estimates": estimates_key, "museval": version("museval")}
 
 
-def score_key(shares: Shares, iterations: int, target: str) -> str:
+def score_key(weights: Weights, iterations: int, target: str) -> str:
     """What ``target``'s score depends on (see the module docstring), as a string."""
-    if iterations == 0:
-        determining = {member: of_member[target] for member, of_member in shares.items()}
-    else:
-        determining = shares
+    determining = weights[target] if iterations == 0 else weights
     return json.dumps([target, iterations, determining], sort_keys=True)
 
 
@@ -71,12 +70,12 @@ class ScoreBook:
             return {}
         return {k: float(v) for k, v in scores.items()}
 
-    def get(self, shares: Shares, iterations: int) -> dict[str, float] | None:
+    def get(self, weights: Weights, iterations: int) -> dict[str, float] | None:
         """Every target's score of this blend, or None if one was never measured."""
-        found = {t: self.scores.get(score_key(shares, iterations, t)) for t in TARGETS}
+        found = {t: self.scores.get(score_key(weights, iterations, t)) for t in TARGETS}
         return None if any(score is None for score in found.values()) else found
 
-    def add(self, shares: Shares, iterations: int, scores: dict[str, float]) -> None:
+    def add(self, weights: Weights, iterations: int, scores: dict[str, float]) -> None:
         """File the blend's scores (NaN, museval's answer for a silent reference, included)."""
-        self.scores.update({score_key(shares, iterations, t): float(scores[t]) for t in TARGETS})
+        self.scores.update({score_key(weights, iterations, t): float(scores[t]) for t in TARGETS})
         write_json_atomically(self.path, {"key": self.key, "length": self.length, "scores": self.scores})

@@ -41,8 +41,9 @@ it.
    mean over targets is kept.
 5. Every score is kept (:mod:`evaluation.score_book`, ``OUT/blend-scores/``)
    under what determines it, and a blend already scored is not run through
-   museval again: the chosen weights at 0 iterations are the grid's, and a
-   second run, or one that resumes, scores only what is new. The result
+   museval again: the chosen weights at 0 iterations are the grid's, so is
+   an original config without the post-filter whose weights are on the grid,
+   and a second run, or one that resumes, scores only what is new. The result
    says how many museval runs this one made (``museval_runs``).
 6. The original config is scored on the same tracks, and a config with the
    chosen weights (written exactly, so that it reads back as the weights
@@ -270,11 +271,12 @@ def tune(
     pool = ProcessPoolExecutor(max(1, min(workers, len(tracks))), mp_context=get_context("spawn"))
 
     def evaluate(shares: dict[str, dict[str, float]], iterations: int) -> dict[str, float]:
-        per_track = {track.name: books[track.name].get(shares, iterations) for track in tracks}
+        weights = Blend(member_targets, shares, 0).shares  # what the blend applies: the scores' key
+        per_track = {track.name: books[track.name].get(weights, iterations) for track in tracks}
         todo = [track for track in tracks if per_track[track.name] is None]
         jobs = [(track, cached[track.name], shares, iterations) for track in todo]
         for track, scores in zip(todo, pool.map(_score_candidate, jobs)):
-            books[track.name].add(shares, iterations, scores)
+            books[track.name].add(weights, iterations, scores)
             per_track[track.name] = scores
         museval_runs["now"] += len(todo)
         museval_runs["answered"] += len(tracks) - len(todo)

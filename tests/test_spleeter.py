@@ -309,6 +309,9 @@ weights = 0.5
          "--config", str(config), "--steps", "2", "--wiener", "0", "--workers", "1", "--out", str(tmp_path / "out")],
         cwd=PROJECT, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-3000:]
+    # three grid points scored; the chosen weights without the post-filter and the original
+    # config (0.5 each, the grid's middle point) were answered by their scores
+    assert "museval: 3 track runs, 2 answered" in completed.stdout
     tuned = load_config(tmp_path / "out" / "tuned.toml")
     share = {member.name: member.shares["vocals"] for member in tuned.members}
     assert share["spleeter"] / (share["spleeter"] + share["random"]) >= 0.8, share
