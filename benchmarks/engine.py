@@ -33,7 +33,7 @@ second of audio and peak RSS, on the CPU and on a GPU where torch sees one.
 SDX 2023 allows 1.57 x the song's duration on 4 vCPUs (or a T4).
 
     .venv/bin/python benchmarks/engine.py [--seconds 60] [--long-seconds 600] [--memory-only] [--offline]
-    .venv/bin/python benchmarks/engine.py --msst [--seconds 10]
+    .venv/bin/python benchmarks/engine.py --msst [NAME ...] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def measure_msst(mode: str, wav: Path) -> dict:
             "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if device else None}
 
 
-def msst_table(folder: Path, seconds: float) -> None:
+def msst_table(folder: Path, seconds: float, names: tuple[str, ...] = MSST_BENCHMARKED) -> None:
     import torch
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -143,7 +143,7 @@ def msst_table(folder: Path, seconds: float) -> None:
           f"(SDX 2023 limit: {SDX_2023_TIME_FACTOR} x the duration):")
     print(f"{'name':<22} {'device':<6} {'wall s':>8} {'s per s':>8} {'peak RSS MB':>12} {'GPU peak MB':>12}")
     wav = make_input(folder / "msst.wav", seconds)
-    for name in MSST_BENCHMARKED:
+    for name in names:
         for device in devices:
             row = run_isolated(f"msst:{name}" + (":cuda" if device == "cuda" else ""), wav)
             gpu = f"{row['gpu_peak_mb']:>12.0f}" if row["gpu_peak_mb"] is not None else f"{'':>12}"
@@ -247,7 +247,9 @@ def main() -> None:
     parser.add_argument("--long-seconds", type=float, default=600.0, help="long input for the memory comparison")
     parser.add_argument("--memory-only", action="store_true", help="only the 1 vs 10 minute peak RSS table")
     parser.add_argument("--offline", action="store_true", help="only the offline ensemble's table")
-    parser.add_argument("--msst", action="store_true", help="only the MSST families' table")
+    parser.add_argument("--msst", nargs="*", metavar="NAME", default=None,
+                        help=f"only the MSST families' table: the catalogue names given (default all: "
+                             f"{', '.join(MSST_BENCHMARKED)})")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -263,9 +265,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             offline_table(Path(folder), args.seconds, args.long_seconds)
         return
-    if args.msst:
+    if args.msst is not None:
+        unknown = sorted(set(args.msst) - set(MSST_BENCHMARKED))
+        if unknown:
+            parser.error(f"--msst: not benchmarked: {', '.join(unknown)} (choose from {', '.join(MSST_BENCHMARKED)})")
         with tempfile.TemporaryDirectory() as folder:
-            msst_table(Path(folder), args.seconds)
+            msst_table(Path(folder), args.seconds, tuple(args.msst) or MSST_BENCHMARKED)
         return
     with tempfile.TemporaryDirectory() as folder:
         ensemble_rows = {}
