@@ -116,7 +116,7 @@ def _not_the_official_files(models_dir, name, user_models) -> None:
 
 
 @pytest.mark.parametrize("name, member", [("umxhq", OpenUnmixMember), ("htdemucs", DemucsMember),
-                                          ("scnet_xl_ihf", MsstMember)])
+                                          ("scnet_xl", MsstMember)])
 def test_every_family_refuses_a_damaged_official_file_alike(tmp_path, user_models, name, member):
     """One definition of damaged (demix.weights.integrity): a file that is there, loads, but is not
     the official one, is refused before it is opened, with the same message whichever member reads it."""
