@@ -21,6 +21,12 @@ on any other, where demix refuses bf16, the row is still measured, through
 DEMIX_ALLOW_EMULATED_BF16=1, and labelled "emulated".
 
     .venv/bin/python benchmarks/fast_path.py [--seconds 30] [--modes compiled-cold,compiled-cached]
+
+For a long input, ``--breakdown-only MODE`` runs one separation of that mode
+and prints only its warm-up and where its time goes (no reference, no
+repeats): 10 minutes are one separation, not eight.
+
+    .venv/bin/python benchmarks/fast_path.py --seconds 600 --breakdown-only compiled-cached
 """
 
 from __future__ import annotations
@@ -50,17 +56,19 @@ MODES = ("reference", "eager", "compiled-cold", "compiled-cached", "bf16")
 REPEATS = 3
 
 
-def fastest(run):
-    """(fastest wall time of REPEATS runs, the last run's result)."""
+def fastest(run, repeats: int = REPEATS):
+    """(fastest wall time of ``repeats`` runs, the last run's result)."""
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         started = time.perf_counter()
         result = run()
         times.append(time.perf_counter() - started)
     return min(times), result
 
 
-def child(mode: str, wav: Path, output: Path) -> dict:
+def child(mode: str, wav: Path, output: Path, repeats: int = REPEATS, parts: bool = True) -> dict:
+    """One row, in this process: the warm-up, ``repeats`` timed separations
+    and (``parts``) one more with its parts timed."""
     import torch
 
     from demix.audio import read_audio, to_engine
@@ -97,9 +105,11 @@ def child(mode: str, wav: Path, output: Path) -> dict:
     ensemble.warm_up()
     row["warm_up_seconds"] = time.perf_counter() - started
     row["fell_back"] = ensemble.compute != "eager" and not ensemble.compiled
-    row["seconds"], stems = fastest(lambda: ensemble.separate(mix))
-    np.save(output, stems.numpy())
-    row["breakdown"] = breakdown(ensemble, mix)
+    if repeats:
+        row["seconds"], stems = fastest(lambda: ensemble.separate(mix), repeats)
+        np.save(output, stems.numpy())
+    if parts:
+        row["breakdown"] = breakdown(ensemble, mix)
     return row
 
 
@@ -156,12 +166,12 @@ def breakdown(ensemble, mix) -> dict[str, float]:
     return parts
 
 
-def run_child(mode: str, wav: Path, output: Path, cache: Path) -> dict:
+def run_child(mode: str, wav: Path, output: Path, cache: Path, repeats: int = REPEATS, parts: bool = True) -> dict:
     from demix.compute import ALLOW_EMULATED_BF16
 
     env = {**os.environ, "DEMIX_COMPILE_CACHE": str(cache), ALLOW_EMULATED_BF16: "1"}
-    result = subprocess.run([sys.executable, __file__, "--child", mode, str(wav), str(output)],
-                            capture_output=True, text=True, env=env)
+    arguments = [mode, str(wav), str(output), str(repeats), str(int(parts))]
+    result = subprocess.run([sys.executable, __file__, "--child", *arguments], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -172,15 +182,28 @@ def agreement_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30)))
 
 
+def print_breakdowns(rows: dict[str, dict]) -> None:
+    print("where the time goes (one more separation, parts timed; seconds and share of it):")
+    for mode, row in rows.items():
+        if "breakdown" not in row:
+            continue
+        total = row["breakdown"]["total"]
+        parts = ", ".join(f"{label} {seconds:.1f} ({seconds / total:.0%})"
+                          for label, seconds in row["breakdown"].items() if label not in ("total", "post-filter"))
+        print(f"  {mode}: {total:.1f} s = {parts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--modes", default=",".join(MODES),
                         help=f"comma-separated rows to run, among {', '.join(MODES)} (reference and eager always run)")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown-only", metavar="MODE", choices=MODES[1:],
+                        help="one separation of MODE, timed in parts, and nothing else (for long inputs)")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        row = child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        row = child(args.child[0], Path(args.child[1]), Path(args.child[2]), int(args.child[3]), args.child[4] == "1")
         row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(row))
         return
@@ -194,6 +217,14 @@ def main() -> None:
         folder = Path(folder)
         wav, cache = folder / "input.wav", folder / "compile-cache"
         make_input(wav, args.seconds)
+        if args.breakdown_only:
+            if args.breakdown_only == "compiled-cached":  # its kernels, compiled once beforehand
+                run_child("compiled-cold", wav, folder / "cold.npy", cache, repeats=0, parts=False)
+            row = run_child(args.breakdown_only, wav, folder / "unused.npy", cache, repeats=0)
+            print(f"{args.breakdown_only}: warm-up {row['warm_up_seconds']:.1f} s, "
+                  f"peak RSS {row['peak_rss_mb']:.0f} MB")
+            print_breakdowns({args.breakdown_only: row})
+            return
         rows = {}
         wanted = set(args.modes.split(",")) | {"reference", "eager"}
         unknown = wanted - set(MODES)
@@ -215,14 +246,7 @@ def main() -> None:
             label += " (fell back)" if row.get("fell_back") else ""
             print(f"{label:<16} {warm} {row['seconds']:7.1f} {row['seconds'] / base:6.3f} "
                   f"{row['peak_rss_mb']:7.0f} {diff:>10} {agree:>9}")
-        print("where the time goes (one more separation, parts timed; seconds and share of it):")
-        for mode, row in rows.items():
-            if "breakdown" not in row:
-                continue
-            total = row["breakdown"]["total"]
-            parts = ", ".join(f"{label} {seconds:.1f} ({seconds / total:.0%})"
-                              for label, seconds in row["breakdown"].items() if label not in ("total", "post-filter"))
-            print(f"  {mode}: {total:.1f} s = {parts}")
+        print_breakdowns(rows)
         print("targets: compiled <= 0.6 x reference, max|diff| <= 1e-5; bf16 <= 0.45 x, >= 40 dB; "
               "warm-up from cache <= 10 s")
 
