@@ -134,18 +134,21 @@ def track():
     return path.name.removesuffix(".stem.mp4"), read_stem_file(path)
 
 
-#: The shared oracle run (:func:`oracle_runs`): its methods, and the excerpts cut to this many
-#: seconds (museval's cost grows with them).
-ORACLE_RUN_METHODS, ORACLE_RUN_SECONDS = ("irm", "mpi"), 5.0
+#: The shared evaluation run (:func:`oracle_runs`): its oracles, the member of the user-trained
+#: ensemble it also scores, and the excerpts cut to this many seconds.
+ORACLE_RUN_METHODS, ORACLE_RUN_MEMBER, ORACLE_RUN_SECONDS = ("irm", "mpi"), "member:umx", 5.0
 
 
 @pytest.fixture(scope="session")
-def oracle_runs(tmp_path_factory, tracks) -> tuple[Path, Path]:
-    """(root, results): one ``python -m evaluation run --keep-estimates`` of
-    :data:`ORACLE_RUN_METHODS` over both real excerpts, laid out as MUSDB18-HQ
-    (16-bit WAV, cut to :data:`ORACLE_RUN_SECONDS`). Shared by the tests of the
-    summary, the report and its listening page, since museval is the slow part
-    of every run; a test that changes the results works on a copy."""
+def oracle_runs(tmp_path_factory, tracks, user_config) -> tuple[Path, Path]:
+    """(root, results): one ``python -m evaluation run --workers 2 --keep-estimates``
+    of :data:`ORACLE_RUN_METHODS` and :data:`ORACLE_RUN_MEMBER` (from
+    ``user_config``) over both real excerpts, laid out as MUSDB18-HQ (16-bit
+    WAV, cut to :data:`ORACLE_RUN_SECONDS`); its standard output is
+    ``results/../run.log``. Shared by the tests of two workers, the summary,
+    the report and its listening page, since museval (about 9 s per track and
+    method, whatever the length) is the slow part of every run; a test that
+    changes the results works on a copy."""
     import subprocess
     import sys
 
@@ -159,9 +162,11 @@ def oracle_runs(tmp_path_factory, tracks) -> tuple[Path, Path]:
                                  subtype="PCM_16")
     out = tmp_path_factory.mktemp("oracle-run") / "results"
     completed = subprocess.run([sys.executable, "-m", "evaluation", "run", "--root", str(root),
-                                "--method", *ORACLE_RUN_METHODS, "--workers", "2", "--keep-estimates",
-                                "--out", str(out)], cwd=PROJECT, capture_output=True, text=True)
+                                "--method", *ORACLE_RUN_METHODS, ORACLE_RUN_MEMBER, "--config", str(user_config),
+                                "--workers", "2", "--keep-estimates", "--out", str(out)],
+                               cwd=PROJECT, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-3000:]
+    (out.parent / "run.log").write_text(completed.stdout)
     return root, out
 
 

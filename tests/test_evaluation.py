@@ -21,7 +21,7 @@ from evaluation.dataset import open_tracks
 from evaluation.oracles import oracle_estimates
 from evaluation.run import score_file
 
-from conftest import ROCK, ROCK_FILE, SHARED_DATA
+from conftest import ORACLE_RUN_MEMBER, ORACLE_RUN_METHODS, ROCK, ROCK_FILE, SHARED_DATA
 
 PROJECT = Path(__file__).resolve().parents[1]
 #: museval's own scores of seeded random estimates of 80s Rock, kept beside the excerpt.
@@ -88,26 +88,30 @@ def test_scores_equal_museval_called_directly(oracle_runs):
     assert (out / "estimates" / "irm" / track.name / "vocals.wav").is_file()
 
 
-def test_two_workers_end_to_end_and_the_oracle_beats_a_member(tmp_path, hq_root, user_config):
-    out = tmp_path / "out"
-    completed = run_cli("run", "--root", hq_root, "--method", "irm", "member:umx",
-                        "--workers", 2, "--out", out, "--config", user_config)
-    assert completed.returncode == 0, completed.stderr
-    table = pd.read_csv(out / "results.csv")
-    tracks = {path.name for path in (hq_root / "test").iterdir()}
+def test_two_workers_end_to_end_and_the_oracle_beats_a_member(oracle_runs, tmp_path):
+    """The shared run (conftest.oracle_runs: two workers, two oracles and a
+    member of the user-trained ensemble over two tracks), then ``report`` on a copy."""
+    root, shared = oracle_runs
+    table = pd.read_csv(shared / "results.csv")
+    tracks = {path.name for path in (root / "test").iterdir()}
+    methods = {*ORACLE_RUN_METHODS, ORACLE_RUN_MEMBER}
     assert set(table["track"]) == tracks and set(table["target"]) == set(TARGETS)
+    assert set(table["method"]) == methods
     assert set(table["metric"]) == {"SDR", "SIR", "ISR", "SAR", "global_SDR"}
-    assert len(table) == len(tracks) * 2 * 4 * 5
-    summary = pd.read_csv(out / "summary.csv").set_index(["method", "target"])
+    assert len(table) == len(tracks) * len(methods) * 4 * 5
+    summary = pd.read_csv(shared / "summary.csv").set_index(["method", "target"])
     for target in TARGETS:
-        assert summary.loc[("irm", target), "SDR"] > summary.loc[("member:umx", target), "SDR"] + 3
-        assert summary.loc[("irm", target), "global_SDR"] > summary.loc[("member:umx", target), "global_SDR"]
-    assert "irm" in completed.stdout and "tables:" in completed.stdout
+        assert summary.loc[("irm", target), "SDR"] > summary.loc[(ORACLE_RUN_MEMBER, target), "SDR"] + 3
+        assert summary.loc[("irm", target), "global_SDR"] > summary.loc[(ORACLE_RUN_MEMBER, target), "global_SDR"]
+    log = (shared.parent / "run.log").read_text()
+    assert "irm" in log and ORACLE_RUN_MEMBER in log and "tables:" in log
 
-    report = run_cli("report", out)
+    out = tmp_path / "results"
+    shutil.copytree(shared, out, ignore=shutil.ignore_patterns("estimates"))
+    report = run_cli("report", out, "--no-page")
     assert report.returncode == 0, report.stderr
     markdown = (out / "report.md").read_text()
-    assert "| irm |" in markdown and "| member:umx |" in markdown
+    assert "| irm |" in markdown and f"| {ORACLE_RUN_MEMBER} |" in markdown
     # columns in TARGETS order (bass, drums, other, vocals), then the mean
     assert "| *UMXHQ: published, 50 test tracks* | 5.07 | 6.04 | 4.28 | 6.25 | 5.41 | – |" in markdown
     png = (out / "sdr_boxplot.png").read_bytes()
