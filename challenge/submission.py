@@ -10,11 +10,13 @@ usable, else the CPU.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from demix import paths
 from demix.config import DEFAULT_CONFIG, load_config
-from demix.ensemble import Ensemble
-from demix.load import load_ensemble
+
+if TYPE_CHECKING:  # torch is imported only to load the ensemble: `submit` refuses a bad manifest without it
+    from demix.ensemble import Ensemble
 
 PROJECT = Path(__file__).resolve().parents[1]
 SUBMISSION_CONFIG = PROJECT / "my_submission" / "config.toml"
@@ -29,5 +31,7 @@ def submission_config_path(project: Path = PROJECT, honour_env: bool = True) -> 
     return own if own.is_file() else DEFAULT_CONFIG
 
 
-def load_submission_ensemble() -> Ensemble:
+def load_submission_ensemble() -> "Ensemble":
+    from demix.load import load_ensemble
+
     return load_ensemble(load_config(submission_config_path()))

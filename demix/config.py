@@ -42,7 +42,7 @@ from . import TARGETS
 from .compute import COMPUTE_MODES
 from .errors import ConfigError, WeightsError
 from .msst_files import MSST_FAMILIES, detect_family, is_msst_model, msst_files, read_msst_yaml
-from .weights.catalogue import official_models, packaged_models
+from .weights.catalogue import official_families, packaged_models
 
 #: The configuration used when none is given.
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
@@ -135,7 +135,7 @@ class MemberConfig:
     @property
     def is_official(self) -> bool:
         """An official model whose files live in the models folder."""
-        return self.model in official_models()
+        return self.model in official_families()
 
     @property
     def is_packaged(self) -> bool:
@@ -226,9 +226,9 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise fail(f"{where}.model", "required: an official model name or a path to weights")
-    official = {**official_models(), **packaged_models()}
+    official = {**official_families(), **{name: packaged.family for name, packaged in packaged_models().items()}}
     if model in official:
-        family = official[model].family
+        family = official[model]
         resolved = model
     elif "/" in model or model.startswith(".") or model.endswith((".th", ".yaml", ".ckpt")):
         resolved_path = (base / model).resolve()

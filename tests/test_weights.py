@@ -19,7 +19,7 @@ import openunmix
 import pytest
 
 from demix.errors import WeightsError
-from demix.weights.catalogue import ModelWeights, WeightFile, get_official, official_models
+from demix.weights.catalogue import ModelWeights, WeightFile, get_official, official_families, official_models
 from demix.weights.fetch import fetch
 from demix.weights.integrity import file_problem, file_status
 
@@ -39,6 +39,17 @@ def test_demucs_names_come_from_the_installed_package():
         assert models[name].family == "demucs"
     assert len([f for f in models["htdemucs_ft"].files if f.url]) == 4
     assert all(f.sha256_prefix for f in models["mdx_extra"].files if f.url)
+
+
+def test_reading_a_config_knows_every_official_name_without_importing_torch():
+    """The families a config reads (without demucs, which imports torch) are the table's."""
+    assert official_families() == {name: model.family for name, model in official_models().items()}
+    probe = ("import sys; from demix.config import DEFAULT_CONFIG, load_config; "
+             "config = load_config(DEFAULT_CONFIG); assert all(m.is_official for m in config.members); "
+             "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'demucs', 'openunmix')))")
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
 
 
 @pytest.fixture

