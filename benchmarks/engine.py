@@ -34,6 +34,13 @@ SDX 2023 allows 1.57 x the song's duration on 4 vCPUs (or a T4).
 
     .venv/bin/python benchmarks/engine.py [--seconds 60] [--long-seconds 600] [--memory-only] [--offline]
     .venv/bin/python benchmarks/engine.py --msst [NAME ...] [--seconds 10]
+
+``--statistics`` prints what the whole-song statistics pass costs (the
+extra decode before separation when a member normalises by the whole song,
+:func:`demix.stream.song_statistics`) on the long input, as WAV, FLAC and
+MP3 at 44.1 and 48 kHz.
+
+    .venv/bin/python benchmarks/engine.py --statistics [--long-seconds 600]
 """
 
 from __future__ import annotations
@@ -241,6 +248,27 @@ def run_isolated(mode: str, wav: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def statistics_table(folder: Path, seconds: float) -> None:
+    """Seconds of :func:`demix.stream.song_statistics` (fastest of 2) per file format and rate."""
+    import subprocess
+
+    from demix.audio import open_audio
+    from demix.stream import song_statistics
+
+    print(f"whole-song statistics pass on {seconds:.0f} s of music (fastest of 2):")
+    for rate in MEMORY_RATES:
+        wav = make_input(folder / f"song-{rate}.wav", seconds, rate)
+        for path, encoding in ((wav, []), (wav.with_suffix(".flac"), []), (wav.with_suffix(".mp3"), ["-b:a", "320k"])):
+            if path != wav:
+                subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), *encoding, str(path)], check=True)
+            times = []
+            for _ in range(2):
+                started = time.perf_counter()
+                song_statistics(open_audio(path))
+                times.append(time.perf_counter() - started)
+            print(f"  {path.suffix[1:]:<4} {rate} Hz: {min(times):6.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="input length for the speed comparison")
@@ -250,6 +278,8 @@ def main() -> None:
     parser.add_argument("--msst", nargs="*", metavar="NAME", default=None,
                         help=f"only the MSST families' table: the catalogue names given (default all: "
                              f"{', '.join(MSST_BENCHMARKED)})")
+    parser.add_argument("--statistics", action="store_true",
+                        help="only the whole-song statistics pass, per format and rate, on --long-seconds")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -264,6 +294,10 @@ def main() -> None:
     if args.offline:
         with tempfile.TemporaryDirectory() as folder:
             offline_table(Path(folder), args.seconds, args.long_seconds)
+        return
+    if args.statistics:
+        with tempfile.TemporaryDirectory() as folder:
+            statistics_table(Path(folder), args.long_seconds)
         return
     if args.msst is not None:
         unknown = sorted(set(args.msst) - set(MSST_BENCHMARKED))
