@@ -185,8 +185,8 @@ def official_models() -> dict[str, ModelWeights]:
 def official_families() -> dict[str, str]:
     """The family of every official model of :func:`official_models`, by
     name, without its files: all a config needs, and it costs no torch
-    import (``python -m challenge submit`` refuses a bad manifest in a
-    fraction of a second)."""
+    import (``python -m challenge submit`` refuses a bad manifest without
+    loading torch)."""
     return {**{model.name: model.family for model in (*OPENUNMIX, *MSST)},
             **{bag_file.stem: "demucs" for bag_file in demucs_bag_files()}}
 
