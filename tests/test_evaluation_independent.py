@@ -1,7 +1,7 @@
 """The evaluation harness against expectations computed another way: the
 oracles from their formulas with scipy's STFT, the summary from results.csv
-with pandas, the report over several runs, and the tune command line
-running no model a second time."""
+with pandas, and the report over several runs. (The tune command line
+finishing from its cache is checked in test_tune_matches_separate.py.)"""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ import pandas as pd
 import pytest
 from scipy import signal
 
-from challenge.example import lay_out_stem_file
 from demix import TARGETS
 from evaluation.oracles import oracle_estimates
 from evaluation.scores import global_sdr
 
-from conftest import ORACLE_RUN_MEMBER, ORACLE_RUN_METHODS, example_stem_file
+from conftest import ORACLE_RUN_MEMBER, ORACLE_RUN_METHODS
 
 PROJECT = Path(__file__).resolve().parents[1]
 N_FFT = 2048
@@ -107,39 +106,3 @@ def test_report_over_several_result_folders(two_runs, tmp_path):
     # one row per method, labelled with its folder when several are compared
     assert f"| irm ({runs['irm'].name}) |" in markdown and f"| mpi ({runs['mpi'].name}) |" in markdown
     assert (tmp_path / "sdr_boxplot.png").read_bytes().startswith(b"\x89PNG")
-
-
-def test_tune_command_line_runs_no_model_a_second_time(tmp_path, user_models):
-    """The second run has the models taken away: it can only finish from the cache,
-    and it scores nothing again."""
-    root = tmp_path / "musdb18hq"
-    lay_out_stem_file(example_stem_file(), root / "test")
-    models = tmp_path / "models"
-    shutil.copytree(user_models["umx"], models / "my_umx")
-    shutil.copy2(user_models["demucs"], models / "my_demucs.th")
-    config = tmp_path / "config.toml"
-    config.write_text('[separation]\nblock_seconds = 5\ncompute = "eager"\n\n'
-                      '[[members]]\nname = "demucs"\nmodel = "models/my_demucs.th"\nweights = 0.5\n\n'
-                      '[[members]]\nname = "umx"\nmodel = "models/my_umx"\nweights = 0.5\n')
-    track = example_stem_file().name.removesuffix(".stem.mp4")
-    arguments = ("tune", "--root", root, "--subset", "test", "--tracks", track, "--config", config,
-                 "--out", tmp_path / "tuning", "--steps", 1, "--wiener", 0, "--workers", 2)
-    first = run_cli(*arguments)
-    assert first.returncode == 0, first.stderr
-    cache = tmp_path / "tuning" / "cache"
-    cached = sorted(cache.rglob("*.wav"))
-    blocks = len(list((cache / "demucs" / track).glob("block-*")))
-    assert blocks >= 2 and len(cached) == 2 * blocks * len(TARGETS)  # per member, per block, per target
-    cached += sorted(cache.rglob("plan.json"))
-    scores = sorted((tmp_path / "tuning" / "blend-scores").glob("*.json"))
-    assert [path.name for path in scores] == [f"{track}.json"]
-    cached += scores
-    stamps = [path.stat().st_mtime_ns for path in cached]
-    tuned = (tmp_path / "tuning" / "tuned.toml").read_text()
-    shutil.rmtree(models)
-    second = run_cli(*arguments)
-    assert second.returncode == 0, second.stderr
-    # no model ran and no blend was scored again (each score written rewrites its track's file)
-    assert [path.stat().st_mtime_ns for path in cached] == stamps
-    assert "museval: 0 track runs, 4 answered" in second.stdout + second.stderr
-    assert (tmp_path / "tuning" / "tuned.toml").read_text() == tuned

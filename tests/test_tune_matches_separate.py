@@ -11,11 +11,18 @@ it does not estimate. The original config, also compared, runs the Wiener
 post-filter (1 iteration); the tuned one runs without it, so its score is
 the grid's. museval takes most of the time (about ten seconds per run here),
 so there is one track, a coarse grid and five runs: two grid points, the
-original config, and separating with each config."""
+original config, and separating with each config.
+
+The same tuning is then run again through ``python -m evaluation tune`` with
+the models taken away: the command line can only finish from the cache the
+first run left, and it scores nothing again."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +38,9 @@ from demix.config import load_config
 from demix.ensemble import Ensemble
 from demix.separate import separate_file
 from evaluation.dataset import open_tracks
-from evaluation.tune import PLAN_FILE, median_sdr_per_target, tune
+from evaluation.tune import PLAN_FILE, SCORES_FOLDER, median_sdr_per_target, tune
 
+PROJECT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def setup(tmp_path):
@@ -47,6 +55,14 @@ def setup(tmp_path):
                       '[[members]]\nname = "demucs"\nmodel = "./demucs.th"\nweights = 0.6\n\n'
                       '[[members]]\nname = "umx"\nmodel = "./umx_vocals"\nweights = { vocals = 0.4 }\n')
     return root, models, config, tmp_path / "tuning"
+
+
+def tune_command_line(root, track_name, config, models, out):
+    """``python -m evaluation tune`` as a user types it, with the in-process call's settings."""
+    arguments = ("tune", "--root", root, "--subset", "test", "--tracks", track_name, "--config", config,
+                 "--models", models, "--out", out, "--steps", 1, "--wiener", 0, "--workers", 2)
+    return subprocess.run([sys.executable, "-m", "evaluation", *map(str, arguments)], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=900)
 
 
 def separate_and_score(config_path, models, tracks, out):
@@ -83,3 +99,31 @@ def test_tuned_score_is_the_score_of_separating_with_the_tuned_config(setup, tmp
     differences = {t: abs(scores["default"][t] - original[t]) for t in TARGETS}
     print(f"original config, 1 Wiener iteration: |tune - separate| in dB: {differences}")
     assert max(differences.values()) < 0.01, (scores["default"], original)
+
+    # the command line again, models taken away: it can only finish from the cache and the kept scores
+    track = tracks[0].name
+    cache = out / "cache"
+    cached = sorted(cache.rglob("*.wav"))
+    blocks = len(list((cache / "demucs" / track).glob("block-*")))
+    assert blocks == 2 and len(cached) == blocks * (len(TARGETS) + 1)  # per block: Demucs' four, umx's vocals
+    cached += sorted(cache.rglob(PLAN_FILE))
+    kept_scores = sorted((out / SCORES_FOLDER).glob("*.json"))
+    assert [file.name for file in kept_scores] == [f"{track}.json"]
+    cached += kept_scores
+    stamps = [file.stat().st_mtime_ns for file in cached]
+    written = path.read_text()
+    weights = ("demucs.th", "umx_vocals")
+    away = tmp_path / "weights-away"
+    away.mkdir()
+    for name in weights:
+        (models / name).rename(away / name)
+    try:
+        again = tune_command_line(root, track, config, models, out)
+    finally:
+        for name in weights:
+            (away / name).rename(models / name)
+    assert again.returncode == 0, again.stderr
+    # no model ran and no blend was scored again (each score written rewrites its track's file)
+    assert [file.stat().st_mtime_ns for file in cached] == stamps
+    assert "museval: 0 track runs, 4 answered" in again.stdout + again.stderr
+    assert path.read_text() == written
