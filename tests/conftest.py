@@ -259,13 +259,23 @@ def tiny_demucs_bag(folder: Path) -> Path:
     return bag
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def compile_cache(tmp_path_factory) -> Path:
-    """One TorchInductor kernel cache for the session (``$DEMIX_COMPILE_CACHE``):
-    the tiny Demucs is compiled cold once, and later compiling tests load
-    its kernels as a second run would. The cold-compile fallback test uses
-    an empty cache of its own."""
-    return tmp_path_factory.mktemp("compile-cache")
+    """One TorchInductor kernel cache for the session, set as
+    ``$DEMIX_COMPILE_CACHE`` for every test and the commands they start, so
+    that no test reads or fills the user's own cache (``~/.cache/demix``: a
+    kernel left there would make a cold compile warm on the next run). The
+    tiny Demucs is compiled cold once, and later compiling tests load its
+    kernels as a second run would. The cold-compile fallback test uses an
+    empty cache of its own."""
+    folder = tmp_path_factory.mktemp("compile-cache")
+    previous = os.environ.get("DEMIX_COMPILE_CACHE")
+    os.environ["DEMIX_COMPILE_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("DEMIX_COMPILE_CACHE", None)
+    else:
+        os.environ["DEMIX_COMPILE_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")
