@@ -20,7 +20,6 @@ first run left, and it scores nothing again."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +40,7 @@ from evaluation.dataset import open_tracks
 from evaluation.tune import PLAN_FILE, SCORES_FOLDER, median_sdr_per_target, tune
 
 PROJECT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture()
 def setup(tmp_path):
