@@ -32,8 +32,17 @@ random weights), the member's separate on the whole input, with seconds per
 second of audio and peak RSS, on the CPU and on a GPU where torch sees one.
 SDX 2023 allows 1.57 x the song's duration on 4 vCPUs (or a T4).
 
+``--msst-song`` runs a four-stem family the way ``python -m demix separate``
+does instead: the member alone in an ensemble with demix/sota.toml's blocks
+(60 s, 1 s cross-fade; no post-filter), a WAV file to WAV stems, on
+``--seconds`` and on ``--long-seconds`` of music. It prints the same
+seconds per second of audio and the peak RSS of both lengths, with the same
+1.3 target as the ensemble's: what a 10-minute song costs, where ``--msst``
+gives what one block does.
+
     .venv/bin/python benchmarks/engine.py [--seconds 60] [--long-seconds 600] [--memory-only] [--offline]
     .venv/bin/python benchmarks/engine.py --msst [NAME ...] [--seconds 10]
+    .venv/bin/python benchmarks/engine.py --msst-song NAME [...] [--seconds 60] [--long-seconds 600]
 
 ``--statistics`` prints what the whole-song statistics pass costs (the
 extra decode before separation when a member normalises by the whole song,
@@ -122,14 +131,26 @@ def msst_member(name: str):
     return MsstMember(name, family, build_model(family, config, path), config, "random weights", path)
 
 
+def single_target(name: str) -> bool:
+    """Whether the shipped YAML of ``name`` names one target (a vocals-only model cannot separate
+    a song alone: the blend needs a member for every target)."""
+    from demix.msst_files import read_msst_yaml
+    from demix.weights.catalogue import MSST_CONFIGS
+
+    return bool(read_msst_yaml(MSST_CONFIGS / f"{name}.yaml")["training"].get("target_instrument"))
+
+
 def measure_msst(mode: str, wav: Path) -> dict:
-    """``msst:<name>[:cuda]``: that member's separate on the whole input (built before the clock)."""
+    """``msst:<name>[:cuda]``: that member's separate on the whole input (built before the clock);
+    ``msst-song:<name>``: that member alone separating the file to stems, block by block."""
     import torch
 
     from demix.audio import read_audio, to_engine
 
-    _, name, *device = mode.split(":")
+    kind, name, *device = mode.split(":")
     member = msst_member(name)
+    if kind == "msst-song":
+        return {"mode": mode, "seconds": separate_song_alone(member, wav), "gpu_peak_mb": None}
     if device:
         member.to(torch.device(device[0]))
     mix = to_engine(read_audio(wav))
@@ -140,6 +161,41 @@ def measure_msst(mode: str, wav: Path) -> dict:
         torch.cuda.synchronize()
     return {"mode": mode, "seconds": time.perf_counter() - started,
             "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if device else None}
+
+
+def separate_song_alone(member, wav: Path) -> float:
+    """Seconds for ``member`` alone (share 1 of each of its targets) to separate ``wav`` to WAV
+    stems as ``python -m demix separate`` does, with demix/sota.toml's blocks and no post-filter."""
+    from demix.audio import stem_paths
+    from demix.config import load_config
+    from demix.ensemble import Ensemble
+    from demix.separate import separate_file
+
+    config = load_config(PROJECT / "demix" / "sota.toml")
+    ensemble = Ensemble([member], {member.name: {target: 1.0 for target in member.targets}},
+                        block_seconds=config.block_seconds, overlap_seconds=config.overlap_seconds,
+                        wiener_iterations=0, compute="eager")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out_dir:
+        separate_file(ensemble, wav, stem_paths(Path(out_dir)))
+    return time.perf_counter() - started
+
+
+def msst_song_table(folder: Path, seconds: float, long_seconds: float, names: tuple[str, ...]) -> None:
+    print(f"\nMSST families alone through the block loop (demix/sota.toml's blocks, no post-filter), "
+          f"{seconds:.0f} s and {long_seconds:.0f} s of input (target: peak RSS {long_seconds:.0f} s "
+          f"<= 1.3 x {seconds:.0f} s):")
+    print(f"{'name':<22} {'seconds':>8} {'wall s':>8} {'s per s':>8} {'peak RSS MB':>12}")
+    for name in names:
+        rows = {}
+        for length in (seconds, long_seconds):
+            wav = make_input(folder / f"song-{length:.0f}.wav", length)
+            rows[length] = row = run_isolated(f"msst-song:{name}", wav)
+            wav.unlink()
+            print(f"{name:<22} {length:>8.0f} {row['seconds']:>8.1f} {row['seconds'] / length:>8.2f} "
+                  f"{row['peak_rss_mb']:>12.0f}", flush=True)
+        ratio = rows[long_seconds]["peak_rss_mb"] / rows[seconds]["peak_rss_mb"]
+        print(f"{name:<22} peak RSS {long_seconds:.0f} s / {seconds:.0f} s: {ratio:.3f}", flush=True)
 
 
 def msst_table(folder: Path, seconds: float, names: tuple[str, ...] = MSST_BENCHMARKED) -> None:
@@ -209,7 +265,7 @@ def measure(mode: str, wav: Path) -> dict:
 
     if mode in OFFLINE_MODES:
         return measure_offline(mode, wav)
-    if mode.startswith("msst:"):
+    if mode.startswith(("msst:", "msst-song:")):
         return measure_msst(mode, wav)
 
     from demix.audio import read_audio, stem_paths, to_engine
@@ -278,6 +334,9 @@ def main() -> None:
     parser.add_argument("--msst", nargs="*", metavar="NAME", default=None,
                         help=f"only the MSST families' table: the catalogue names given (default all: "
                              f"{', '.join(MSST_BENCHMARKED)})")
+    parser.add_argument("--msst-song", nargs="+", metavar="NAME", default=None,
+                        help="only the four-stem MSST families given, alone through the block loop, "
+                             "on --seconds and --long-seconds")
     parser.add_argument("--statistics", action="store_true",
                         help="only the whole-song statistics pass, per format and rate, on --long-seconds")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -298,6 +357,15 @@ def main() -> None:
     if args.statistics:
         with tempfile.TemporaryDirectory() as folder:
             statistics_table(Path(folder), args.long_seconds)
+        return
+    if args.msst_song is not None:
+        four_stem = tuple(name for name in MSST_BENCHMARKED if not single_target(name))
+        unknown = sorted(set(args.msst_song) - set(four_stem))
+        if unknown:
+            parser.error(f"--msst-song: not a benchmarked four-stem family: {', '.join(unknown)} "
+                         f"(choose from {', '.join(four_stem)}; a single-target member cannot separate alone)")
+        with tempfile.TemporaryDirectory() as folder:
+            msst_song_table(Path(folder), args.seconds, args.long_seconds, tuple(args.msst_song))
         return
     if args.msst is not None:
         unknown = sorted(set(args.msst) - set(MSST_BENCHMARKED))
