@@ -238,6 +238,47 @@ def test_fetch_records_the_sha256_of_a_file_without_one_in_its_name_and_checks_i
     path.write_bytes(b"d" * len(content))  # same size, other bytes: only the recorded sha256 tells
     assert file_status(models_dir, file) == "damaged"
     assert "differs from the one fetch recorded in model_x.ckpt.sha256" in file_problem(models_dir, file)
+    recorded = lock.read_text()
+
+    model = [ModelWeights("test", "bs_roformer", (file,), "test")]
+    fetch(model, models_dir, report=lambda _: None)  # the server still has the recorded file: it replaces the damaged one
+    assert path.read_bytes() == content and lock.read_text() == recorded and file_status(models_dir, file) == "present"
+
+    (served / "model_x.ckpt").write_bytes(b"e" * len(content))  # what the server gives changes, same size
+    path.unlink()
+    with pytest.raises(WeightsError) as error:
+        fetch(model, models_dir, report=lambda _: None)
+    message = str(error.value)
+    assert "test/model_x.ckpt" in message and "differs from the one fetch recorded in model_x.ckpt.sha256" in message
+    assert f"delete {lock} and fetch again" in message
+    assert not path.exists() and lock.read_text() == recorded  # the lock is what the submission was made with
+
+    lock.unlink()  # the user takes the new file on purpose
+    fetch(model, models_dir, report=lambda _: None)
+    assert path.read_bytes() == b"e" * len(content) and file_status(models_dir, file) == "present"
+    assert lock.read_text() == f"{hashlib.sha256(b'e' * len(content)).hexdigest()}  model_x.ckpt\n"
+
+
+def test_a_member_refuses_a_checkpoint_whose_recorded_sha256_differs_naming_it(tmp_path):
+    """A catalogued checkpoint with no published size (SCNet large): the lock fetch wrote is all that
+    tells a changed file, and the member checks it before anything opens the file."""
+    from demix.members import MsstMember
+
+    model = get_official("scnet_large")
+    yaml_file, checkpoint = model.files
+    assert checkpoint.size is None and checkpoint.needs_lock
+    folder = tmp_path / Path(checkpoint.path).parent
+    folder.mkdir(parents=True)
+    (tmp_path / yaml_file.path).write_bytes(yaml_file.bundled.read_bytes())
+    path = tmp_path / checkpoint.path
+    path.write_bytes(b"not the recorded checkpoint")
+    (folder / (path.name + ".sha256")).write_text(f"{hashlib.sha256(b'the recorded one').hexdigest()}  {path.name}\n")
+    with pytest.raises(WeightsError) as error:
+        MsstMember.from_official("scnet", "scnet_large", tmp_path)
+    message = str(error.value)
+    assert f"{checkpoint.path} of model 'scnet_large' is damaged" in message and str(path) in message
+    assert f"its sha256 differs from the one fetch recorded in {path.name}.sha256" in message
+    assert "python -m demix weights fetch scnet_large" in message
 
 
 def _settled_file(models_dir: Path, content: bytes) -> tuple[WeightFile, Path, int]:

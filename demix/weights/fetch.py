@@ -20,7 +20,7 @@ import tqdm
 from ..atomic import TemporaryFile
 from ..errors import WeightsError
 from .catalogue import ModelWeights, WeightFile
-from .integrity import file_status, lock_path, problem_of, sha256_of
+from .integrity import file_status, lock_path, lock_problem, problem_of, sha256_of
 
 #: Seconds to wait for a server before giving up on a download.
 DOWNLOAD_TIMEOUT = 60
@@ -86,6 +86,11 @@ def _obtain(file: WeightFile, destination: Path, mirror: Path | None, report: Ca
         problem = problem_of(temporary.path, sha256=file.sha256_prefix, size=file.size)
         if problem is not None:
             raise WeightsError(f"{source}: {problem}: truncated, damaged or not the official file")
+        lock = lock_path(destination)
+        problem = lock_problem(temporary.path, lock) if file.needs_lock else None
+        if problem is not None:  # the lock keeps the file a submission was made with: never replace it silently
+            raise WeightsError(f"{source}: {problem}, so it is not the file recorded there (if it is the one "
+                               f"you want now, delete {lock} and fetch again)")
         temporary.commit()
         report(f"{file.path}: fetched from {source}")
     finally:

@@ -164,11 +164,16 @@ def problem_of(path: Path, *, sha256: str | None = None, size: int | None = None
             return f"its sha256 starts {actual[:shown]}, not {sha256[:shown]}"
     if same_as is not None and path.read_bytes() != Path(same_as).read_bytes():
         return f"it differs from {same_as}"
-    lock = lock_path(path)
-    if check_lock and lock.is_file():
-        recorded = lock.read_text().split()[:1]
-        if sha256_of(path, cache) not in recorded:
-            return f"its sha256 differs from the one fetch recorded in {lock.name}"
+    return lock_problem(path, lock_path(path), cache) if check_lock else None
+
+
+def lock_problem(path: Path, lock: Path, cache: Path | None = None) -> str | None:
+    """None where ``lock`` is absent or records the sha256 of ``path``, else what is wrong, in words."""
+    if not lock.is_file():
+        return None
+    recorded = lock.read_text().split()[:1]
+    if sha256_of(path, cache) not in recorded:
+        return f"its sha256 differs from the one fetch recorded in {lock.name}"
     return None
 
 
