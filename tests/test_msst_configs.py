@@ -34,6 +34,8 @@ TENSORS = {
     "scnet_large_starrytong": 372,
     "mdx23c_musdb18": 319,
     "mel_band_roformer_kj": 684,
+    "scnet_small": 372,
+    "bs_roformer_viperx_ep317": 699,
 }
 #: Float32 bytes of the state dict where no checkpoint size is published: measured when the YAML
 #: was added (msst 0.1.0), the same kind of guard.
@@ -43,6 +45,8 @@ MEASURED_TENSOR_BYTES = {
     "scnet_large_starrytong": 168_724_928,
     "mdx23c_musdb18": 447_977_472,
     "mel_band_roformer_kj": 912_812_688,
+    "scnet_small": 42_315_072,
+    "bs_roformer_viperx_ep317": 639_035_184,
 }
 #: What torch.save adds to the tensors' bytes (zip entries, the pickled names and storages), per
 #: tensor, at most. Measured: the published BS-RoFormer ep_17 file is 527,385,512 bytes and its
@@ -106,7 +110,7 @@ def test_the_shipped_text_is_the_release_files():
 def test_the_roformer_yamls_keep_their_tuples():
     """MSST writes the band split and the loss resolutions as !!python/tuple; the Roformer classes
     refuse lists."""
-    for name in ("bs_roformer_ep17", "mel_band_roformer_kj"):
+    for name in ("bs_roformer_ep17", "mel_band_roformer_kj", "bs_roformer_viperx_ep317"):
         model = read_msst_yaml(MSST_CONFIGS / f"{name}.yaml")["model"]
         assert isinstance(model["multi_stft_resolutions_window_sizes"], tuple), name
     bands = read_msst_yaml(MSST_CONFIGS / "bs_roformer_ep17.yaml")["model"]["freqs_per_bands"]

@@ -183,6 +183,7 @@ def test_cli_list_shows_the_msst_checkpoints_with_their_licences(tmp_path):
         assert rows[name].split()[1:3] == [get_official(name).family, "missing"], rows[name]
     assert "carries no licence statement" in rows["bs_roformer_ep17"]
     assert "no licence statement known" in rows["mel_band_roformer_kj"]
+    assert "no licence statement known" in rows["bs_roformer_viperx_ep317"]
 
 
 def test_fetch_puts_the_checkpoint_beside_its_shipped_yaml():

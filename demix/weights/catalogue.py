@@ -144,11 +144,17 @@ MSST = (
     _msst("scnet_large", "scnet", f"{_MSST_RELEASES}/v1.0.8/model_scnet_sdr_9.3244.ckpt", _MSST_RELEASE_LICENCE),
     _msst("scnet_large_starrytong", "scnet", f"{_MSST_RELEASES}/v1.0.9/SCNet-large_starrytong_fixed.ckpt",
           _MSST_RELEASE_LICENCE),
+    _msst("scnet_small", "scnet", f"{_MSST_RELEASES}/v.1.0.6/scnet_checkpoint_musdb18.ckpt", _MSST_RELEASE_LICENCE),
     _msst("mdx23c_musdb18", "mdx23c", f"{_MSST_RELEASES}/v1.0.1/model_mdx23c_ep_168_sdr_7.0207.ckpt",
           _MSST_RELEASE_LICENCE),
     _msst("mel_band_roformer_kj", "mel_band_roformer",
           "https://huggingface.co/KimberleyJSN/melbandroformer/resolve/main/MelBandRoformer.ckpt",
           "no licence statement known to demix (Hugging Face KimberleyJSN/melbandroformer); the MSST config is MIT"),
+    _msst("bs_roformer_viperx_ep317", "bs_roformer",
+          "https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/"
+          "model_bs_roformer_ep_317_sdr_12.9755.ckpt",
+          "no licence statement known to demix (UVR's TRvlvr/model_repo, release all_public_uvr_models); "
+          "the MSST config is MIT"),
 )
 
 
