@@ -41,7 +41,7 @@ from typing import Any
 from . import TARGETS
 from .compute import COMPUTE_MODES
 from .errors import ConfigError, WeightsError
-from .msst_files import MSST_FAMILIES, detect_family, is_msst_model, msst_files, read_msst_yaml
+from .msst_files import MSST_FAMILIES, detect_family, is_msst_model, msst_yaml, read_msst_yaml
 from .weights.catalogue import official_families, packaged_models
 
 #: The configuration used when none is given.
@@ -94,7 +94,8 @@ def _from_yaml_or(check):
 # audio.chunk_size (or inference.chunk_size), num_overlap is inference.num_overlap, as msst's demix
 # reads them. zero_dc (the Roformers only) zeroes the DC bin of every output STFT; "yaml" keeps what
 # the YAML's model section says, else the class default (true), which is what msst's own inference
-# runs the published YAMLs with (none of them sets it).
+# runs the published YAMLs with (none of them sets it); false is the class as the published
+# checkpoints were scored with, before msst added the option (2025-09).
 _MSST_OPTIONS: dict[str, tuple[Any, str, Any]] = {
     "chunk_size": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
     "num_overlap": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
@@ -267,12 +268,13 @@ def _msst_family(path: Path, declared: Any, where: str, fail) -> str:
     """The family an MSST model's YAML describes (demix.msst_files.detect_family);
     ``family`` in the config is needed only where the YAML's keys do not say."""
     try:
-        detected = detect_family(read_msst_yaml(msst_files(path)[0]), path)
+        detected = detect_family(read_msst_yaml(msst_yaml(path)), path)
     except WeightsError as error:
         if declared in MSST_FAMILIES:
             return declared  # a missing or broken file is reported when the member loads
-        raise fail(f"{where}.model", f"cannot tell the MSST model family ({error}); set family = "
-                   f"one of {', '.join(MSST_FAMILIES)}") from None
+        raise fail(f"{where}.model", f"cannot read the MSST YAML that tells the model family: {error} "
+                   f"(or set family = one of {', '.join(MSST_FAMILIES)}, and the files are checked "
+                   "when the member loads)") from None
     if detected is None and declared not in MSST_FAMILIES:
         raise fail(f"{where}.family", f"required for {path}: its YAML's model section does not say which "
                    f"MSST family it is; set family = one of {', '.join(MSST_FAMILIES)}")

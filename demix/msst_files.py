@@ -134,12 +134,20 @@ def msst_files(path: Path) -> tuple[Path, Path]:
     """``(yaml, checkpoint)`` of the model at ``path`` (a folder or a ``.ckpt``)."""
     path = Path(path)
     if path.is_dir():
-        return (_one(path, YAML_SUFFIXES, PREFERRED_YAML, "YAML file"),
-                _one(path, (CHECKPOINT_SUFFIX,), PREFERRED_CHECKPOINT, "checkpoint"))
+        return msst_yaml(path), _one(path, (CHECKPOINT_SUFFIX,), PREFERRED_CHECKPOINT, "checkpoint")
+    return msst_yaml(path), path
+
+
+def msst_yaml(path: Path) -> Path:
+    """The YAML of the model at ``path`` (a folder or a ``.ckpt``), whether or not its checkpoint is
+    there yet: a config is read, and its members' families told, before weights are fetched."""
+    path = Path(path)
+    if path.is_dir():
+        return _one(path, YAML_SUFFIXES, PREFERRED_YAML, "YAML file")
     if path.suffix != CHECKPOINT_SUFFIX:
         raise WeightsError(f"{path}: an MSST model is a folder (YAML + .ckpt) or a .ckpt file")
     for suffix in YAML_SUFFIXES:
         if path.with_suffix(suffix).is_file():
-            return path.with_suffix(suffix), path
+            return path.with_suffix(suffix)
     raise WeightsError(f"{path}: its YAML {path.with_suffix('.yaml').name} is not beside it "
                        "(MSST checkpoints are read with the training YAML of the same stem)")

@@ -383,6 +383,63 @@ def msst_config_dict(yaml_text: str, folder: Path):
     return ConfigDict(read_msst_yaml(path))
 
 
+#: A tiny vocals-only Mel-Band RoFormer, laid out as KimberleyJensen's vocals model's YAML is
+#: (configs/KimberleyJensen/config_vocals_mel_band_roformer_kj.yaml): 60 mel bands, STFT 2048/441.
+MEL_BAND_ROFORMER_YAML = """audio:
+  chunk_size: 35280
+  dim_f: 1024
+  dim_t: 81
+  hop_length: 441
+  n_fft: 2048
+  num_channels: 2
+  sample_rate: 44100
+  min_mean_abs: 0.000
+
+model:
+  dim: 8
+  depth: 1
+  stereo: true
+  num_stems: 1
+  time_transformer_depth: 1
+  freq_transformer_depth: 1
+  num_bands: 60
+  dim_head: 8
+  heads: 1
+  attn_dropout: 0
+  ff_dropout: 0
+  flash_attn: True
+  dim_freqs_in: 1025
+  sample_rate: 44100  # needed for mel filter bank from librosa
+  stft_n_fft: 2048
+  stft_hop_length: 441
+  stft_win_length: 2048
+  stft_normalized: False
+  mask_estimator_depth: 2
+  multi_stft_resolution_loss_weight: 1.0
+  multi_stft_resolutions_window_sizes: !!python/tuple
+  - 4096
+  - 2048
+  - 1024
+  - 512
+  - 256
+  multi_stft_hop_size: 147
+  multi_stft_normalized: False
+
+training:
+  batch_size: 4
+  instruments:
+  - vocals
+  - other
+  target_instrument: vocals
+  use_amp: true
+
+inference:
+  batch_size: 4
+  dim_t: 256
+  num_overlap: 2
+"""
+
+
 def tiny_msst_model(family: str, yaml_text: str, folder: Path, seed=0):
     """(config, random model in eval mode): the class msst builds for ``family`` from the YAML."""
     from demix.members.msst import build_model

@@ -6,8 +6,9 @@ its own, normalised and post-filtered differently from the one that ships).
 Real audio: the stempeg example (6.1 s) in a MUSDB18-HQ-shaped folder. The
 tiny Demucs' stride makes the 5 s blocks 6 s, so the track has two blocks
 (the second shorter than a second, hence padded) and a cross-fade. A
-vocals-only Open-Unmix member checks that a member gets no share of a target
-it does not estimate. The original config, also compared, runs the Wiener
+vocals-only member, a tiny MSST Mel-Band RoFormer (so tuning and separating
+run an MSST family too), checks that a member gets no share of a target it
+does not estimate. The original config, also compared, runs the Wiener
 post-filter (1 iteration); the tuned one runs without it, so its score is
 the grid's. museval takes most of the time (about ten seconds per run here),
 so there is one track, a coarse grid and five runs: two grid points, the
@@ -30,7 +31,7 @@ import soundfile as sf
 import stempeg
 
 from challenge.example import lay_out_stem_file
-from conftest import save_demucs_package, tiny_demucs_model, tiny_openunmix_folder
+from conftest import MEL_BAND_ROFORMER_YAML, save_demucs_package, tiny_demucs_model, tiny_msst_model, write_msst_model
 from demix import TARGETS
 from demix.audio import stem_paths
 from demix.config import load_config
@@ -48,12 +49,13 @@ def setup(tmp_path):
     lay_out_stem_file(Path(stempeg.example_stem_path()), root / "test")
     models = tmp_path / "models"
     save_demucs_package(tiny_demucs_model(seed=3), models / "demucs.th")
-    tiny_openunmix_folder(models / "umx_vocals", targets=("vocals",), seed=4)
+    _, vocals_model = tiny_msst_model("mel_band_roformer", MEL_BAND_ROFORMER_YAML, tmp_path, seed=4)
+    write_msst_model(models / "mel_vocals", MEL_BAND_ROFORMER_YAML, vocals_model.state_dict())
     config = models / "ensemble.toml"
     config.write_text('[separation]\nblock_seconds = 5\noverlap_seconds = 1\nwiener_iterations = 1\n'
                       'compute = "eager"\n\n'
                       '[[members]]\nname = "demucs"\nmodel = "./demucs.th"\nweights = 0.6\n\n'
-                      '[[members]]\nname = "umx"\nmodel = "./umx_vocals"\nweights = { vocals = 0.4 }\n')
+                      '[[members]]\nname = "mel"\nmodel = "./mel_vocals"\nweights = { vocals = 0.4 }\n')
     return root, models, config, tmp_path / "tuning"
 
 
@@ -87,8 +89,8 @@ def test_tuned_score_is_the_score_of_separating_with_the_tuned_config(setup, tmp
 
     tuned = load_config(path)
     assert tuned.wiener_iterations == 0 and scores["museval_runs"] == 2 + 1
-    umx = next(member for member in tuned.members if member.name == "umx")
-    assert all(umx.shares[t] == 0.0 for t in TARGETS if t != "vocals")  # no share of what it cannot estimate
+    mel = next(member for member in tuned.members if member.name == "mel")
+    assert all(mel.shares[t] == 0.0 for t in TARGETS if t != "vocals")  # no share of what it cannot estimate
 
     separated = separate_and_score(path, models, tracks, tmp_path / "tuned")
     differences = {t: abs(scores["tuned"][t] - separated[t]) for t in TARGETS}
@@ -105,23 +107,23 @@ def test_tuned_score_is_the_score_of_separating_with_the_tuned_config(setup, tmp
     cache = out / "cache"
     cached = sorted(cache.rglob("*.wav"))
     blocks = len(list((cache / "demucs" / track).glob("block-*")))
-    assert blocks == 2 and len(cached) == blocks * (len(TARGETS) + 1)  # per block: Demucs' four, umx's vocals
+    assert blocks == 2 and len(cached) == blocks * (len(TARGETS) + 1)  # per block: Demucs' four, the RoFormer's vocals
     cached += sorted(cache.rglob(PLAN_FILE))
     kept_scores = sorted((out / SCORES_FOLDER).glob("*.json"))
     assert [file.name for file in kept_scores] == [f"{track}.json"]
     cached += kept_scores
     stamps = [file.stat().st_mtime_ns for file in cached]
     written = path.read_text()
-    weights = ("demucs.th", "umx_vocals")
+    weights = ("demucs.th", "mel_vocals/model.ckpt")  # the RoFormer's YAML stays: it tells its family
     away = tmp_path / "weights-away"
     away.mkdir()
     for name in weights:
-        (models / name).rename(away / name)
+        (models / name).rename(away / Path(name).name)
     try:
         again = tune_command_line(root, track, config, models, out)
     finally:
         for name in weights:
-            (away / name).rename(models / name)
+            (away / Path(name).name).rename(models / name)
     assert again.returncode == 0, again.stderr
     # no model ran and no blend was scored again (each score written rewrites its track's file)
     assert [file.stat().st_mtime_ns for file in cached] == stamps

@@ -215,8 +215,6 @@ class MsstMember(Member):
         allow_globals, chunk_size, num_overlap = options[ALLOW_GLOBALS], options["chunk_size"], options["num_overlap"]
         zero_dc = options.get("zero_dc", "yaml")
         if zero_dc != "yaml":
-            if family not in ("bs_roformer", "mel_band_roformer"):
-                raise WeightsError(f"{yaml_path}: zero_dc is an option of the Roformers, not of {family}")
             data["model"]["zero_dc"] = bool(zero_dc)
         if chunk_size:
             data["inference"]["chunk_size"] = chunk_size  # msst's demix takes it over audio.chunk_size
