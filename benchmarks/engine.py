@@ -105,9 +105,10 @@ def build_members(wiener_niter: int = 0):
             OpenUnmixMember("umxhq", separator, channels=2, source="random"))
 
 
-#: One published checkpoint per MSST family, and the other SCNet sizes (catalogue names).
+#: One published checkpoint per MSST family, the other SCNet sizes and viperx's vocals BS-RoFormer
+#: (catalogue names).
 MSST_BENCHMARKED = ("bs_roformer_ep17", "mel_band_roformer_kj", "scnet_xl_ihf", "mdx23c_musdb18",
-                    "scnet_large", "scnet_xl")
+                    "scnet_large", "scnet_xl", "scnet_small", "bs_roformer_viperx_ep317")
 #: SDX 2023's time limit, as a multiple of the song's duration.
 SDX_2023_TIME_FACTOR = 1.57
 
