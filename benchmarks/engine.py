@@ -44,6 +44,11 @@ gives what one block does.
     .venv/bin/python benchmarks/engine.py --msst [NAME ...] [--seconds 10]
     .venv/bin/python benchmarks/engine.py --msst-song NAME [...] [--seconds 60] [--long-seconds 600]
 
+``--msst-modes`` measures the MSST compute modes against msst's own inference
+(benchmarks/msst_modes.py says what each column is).
+
+    .venv/bin/python benchmarks/engine.py --msst-modes NAME [...] [--modes compiled,bf16] [--profile]
+
 ``--statistics`` prints what the whole-song statistics pass costs (the
 extra decode before separation when a member normalises by the whole song,
 :func:`demix.stream.song_statistics`) on the long input, as WAV, FLAC and
@@ -56,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -113,9 +119,10 @@ MSST_BENCHMARKED = ("bs_roformer_ep17", "mel_band_roformer_kj", "scnet_xl_ihf", 
 SDX_2023_TIME_FACTOR = 1.57
 
 
-def msst_member(name: str):
+def msst_member(name: str, batch_size: int = 0, num_overlap: int = 0):
     """The member for a catalogued MSST checkpoint with random weights: its shipped YAML, prepared
-    as MsstMember.from_path prepares it, and the model its family's class builds from it."""
+    as MsstMember.from_path prepares it, and the model its family's class builds from it;
+    ``batch_size``/``num_overlap`` set the YAML's inference values (0: as it says)."""
     import torch
     from ml_collections import ConfigDict
 
@@ -127,6 +134,9 @@ def msst_member(name: str):
     family = get_official(name).family
     data = read_msst_yaml(path)
     data["training"]["use_amp"] = False
+    for key, value in (("batch_size", batch_size), ("num_overlap", num_overlap)):
+        if value:
+            data["inference"][key] = value
     config = ConfigDict(data)
     torch.manual_seed(0)
     return MsstMember(name, family, build_model(family, config, path), config, "random weights", path)
@@ -268,6 +278,10 @@ def measure(mode: str, wav: Path) -> dict:
         return measure_offline(mode, wav)
     if mode.startswith(("msst:", "msst-song:")):
         return measure_msst(mode, wav)
+    if mode.startswith(("msst-mode:", "msst-profile:")):
+        import msst_modes
+
+        return msst_modes.measure(mode, wav)
 
     from demix.audio import read_audio, stem_paths, to_engine
     from demix.config import load_config
@@ -299,9 +313,12 @@ def measure(mode: str, wav: Path) -> dict:
     return {"mode": mode, "seconds": time.perf_counter() - started}
 
 
-def run_isolated(mode: str, wav: Path) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", mode, str(wav)],
-                            capture_output=True, text=True, check=True)
+def run_isolated(mode: str, wav: Path, env: dict | None = None) -> dict:
+    """``mode`` measured in a fresh process (``env``: variables set for it)."""
+    result = subprocess.run([sys.executable, __file__, "--child", mode, str(wav)], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    if result.returncode:
+        raise SystemExit(f"{mode} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -338,6 +355,16 @@ def main() -> None:
     parser.add_argument("--msst-song", nargs="+", metavar="NAME", default=None,
                         help="only the four-stem MSST families given, alone through the block loop, "
                              "on --seconds and --long-seconds")
+    parser.add_argument("--msst-modes", nargs="+", metavar="NAME", default=None,
+                        help="only the compute modes of the MSST checkpoints given against msst's own demix "
+                             "(benchmarks/msst_modes.py); --seconds 0 (the default here) is one chunk")
+    parser.add_argument("--modes", default="compiled,bf16",
+                        help="with --msst-modes: the member's compute modes to measure, comma-separated")
+    parser.add_argument("--batch-sizes", default="", help="with --msst-modes: inference.batch_size values to try")
+    parser.add_argument("--overlaps", default="", help="with --msst-modes: num_overlap values to try")
+    parser.add_argument("--profile", action="store_true", help="with --msst-modes: where a chunk's time goes")
+    parser.add_argument("--cached-warm-up", action="store_true",
+                        help="with --msst-modes: run each compiled mode again, its kernels from the cache")
     parser.add_argument("--statistics", action="store_true",
                         help="only the whole-song statistics pass, per format and rate, on --long-seconds")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -358,6 +385,18 @@ def main() -> None:
     if args.statistics:
         with tempfile.TemporaryDirectory() as folder:
             statistics_table(Path(folder), args.long_seconds)
+        return
+    if args.msst_modes is not None:
+        import msst_modes
+
+        unknown = sorted(set(args.msst_modes) - set(MSST_BENCHMARKED))
+        if unknown:
+            parser.error(f"--msst-modes: not benchmarked: {', '.join(unknown)} "
+                         f"(choose from {', '.join(MSST_BENCHMARKED)})")
+        integers = lambda text: [int(value) for value in text.split(",") if value]  # noqa: E731
+        seconds = args.seconds if "--seconds" in sys.argv else 0
+        msst_modes.modes_table(args.msst_modes, args.modes.split(","), seconds, integers(args.batch_sizes),
+                               integers(args.overlaps), args.profile, args.cached_warm_up, run_isolated)
         return
     if args.msst_song is not None:
         four_stem = tuple(name for name in MSST_BENCHMARKED if not single_target(name))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .audio import OUTPUT_SUBTYPES
+from .compute import COMPILED_MODES
 from .config import DEFAULT_CONFIG, Config, load_config
 from .errors import DemixError, WeightsError
 from . import paths
@@ -73,8 +74,9 @@ def _separate(args) -> int:
 
     config = load_config(args.config)
     device = resolve_device(args.device)
-    if config.compute == "compiled":
-        print("preparing the models (compiling Demucs takes minutes the first time on a machine; "
+    modes = config.compute_modes
+    if modes & set(COMPILED_MODES):
+        print("preparing the models (compiling takes minutes the first time on a machine; "
               "the result is cached)", file=sys.stderr)
     ensemble = load_ensemble(config, _models_dir(args), device)
     results = separate_files(ensemble, args.songs, args.out, overwrite=args.overwrite, subtype=args.format,

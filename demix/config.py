@@ -16,7 +16,9 @@ Layout (see ``demix/default.toml`` for the shipped default)::
     shifts = 1                # family options (Demucs: shifts, overlap, segment_batch;
     overlap = 0.25            #   Open-Unmix: niter; Spleeter: four_stems, bass_cutoff_hz,
                               #   harmonic_kernel, percussive_kernel, see demix/offline.toml;
-                              #   MSST families: chunk_size, num_overlap, Roformers also zero_dc)
+                              #   MSST families: chunk_size, num_overlap, batch_size,
+                              #   Roformers also zero_dc)
+    compute = "bf16"          # optional: this member's mode, over [separation] compute
     weights = { bass = 0.9, drums = 0.9, other = 0.8, vocals = 0.8 }   # or one number
 
 ``family`` is read from the model where it can be: official names, Demucs
@@ -43,6 +45,9 @@ from .compute import COMPUTE_MODES
 from .errors import ConfigError, WeightsError
 from .msst_files import MSST_FAMILIES, detect_family, is_msst_model, msst_yaml, read_msst_yaml
 from .weights.catalogue import official_families, packaged_models
+
+#: Keys of a ``[[members]]`` table that every family has; the others are the family's options.
+MEMBER_KEYS = ("name", "model", "family", "weights", "compute")
 
 #: The configuration used when none is given.
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
@@ -91,14 +96,15 @@ def _from_yaml_or(check):
 
 
 # demix/members/msst.py. The inference settings default to the model's YAML (0): chunk_size is
-# audio.chunk_size (or inference.chunk_size), num_overlap is inference.num_overlap, as msst's demix
-# reads them. zero_dc (the Roformers only) zeroes the DC bin of every output STFT; "yaml" keeps what
+# audio.chunk_size (or inference.chunk_size), num_overlap and batch_size are inference's, as msst's
+# demix reads them. zero_dc (the Roformers only) zeroes the DC bin of every output STFT; "yaml" keeps what
 # the YAML's model section says, else the class default (true), which is what msst's own inference
 # runs the published YAMLs with (none of them sets it); false is the class as the published
 # checkpoints were scored with, before msst added the option (2025-09).
 _MSST_OPTIONS: dict[str, tuple[Any, str, Any]] = {
     "chunk_size": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
     "num_overlap": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
+    "batch_size": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
     ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
 }
 _ROFORMER_OPTIONS = dict(_MSST_OPTIONS, zero_dc=("yaml", 'true, false or "yaml"', lambda v: isinstance(v, bool) or v == "yaml"))
@@ -132,6 +138,8 @@ class MemberConfig:
     #: over the members that estimate it); "weights" in code means weight files.
     shares: dict[str, float]
     options: dict[str, Any] = field(default_factory=dict)
+    #: The member's own compute mode, over ``[separation] compute`` (None: that one).
+    compute: str | None = None
 
     @property
     def is_official(self) -> bool:
@@ -156,6 +164,11 @@ class Config:
     seed: int
     compute: str
     path: Path | None = None
+
+    @property
+    def compute_modes(self) -> set[str]:
+        """Every compute mode some member runs in (``[separation]``'s and the members' own)."""
+        return {self.compute} | {member.compute for member in self.members if member.compute is not None}
 
 
 def separation_settings(given: dict[str, Any], where: str) -> dict[str, Any]:
@@ -259,9 +272,12 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
         raise fail(f"{where}.name", "must be a non-empty string")
 
     shares = _parse_shares(raw.get("weights", 1.0), f"{where}.weights", fail)
-    options_raw = {key: value for key, value in raw.items() if key not in ("name", "model", "family", "weights")}
+    compute = raw.get("compute")
+    if compute is not None and compute not in COMPUTE_MODES:
+        raise fail(f"{where}.compute", f"must be one of {', '.join(COMPUTE_MODES)}, got {compute!r}")
+    options_raw = {key: value for key, value in raw.items() if key not in MEMBER_KEYS}
     options = _check_options(options_raw, _FAMILY_OPTIONS[family], where, fail)
-    return MemberConfig(name=name, family=family, model=resolved, shares=shares, options=options)
+    return MemberConfig(name=name, family=family, model=resolved, shares=shares, options=options, compute=compute)
 
 
 def _msst_family(path: Path, declared: Any, where: str, fail) -> str:
@@ -330,6 +346,8 @@ def config_to_toml(config: Config, header: str = "") -> str:
         lines.append(f"{key} = {value(getattr(config, key))}")
     for member in config.members:
         lines += ["", "[[members]]", f"name = {value(member.name)}", f"model = {value(member.model)}"]
+        if member.compute is not None:
+            lines.append(f"compute = {value(member.compute)}")
         lines += [f"{key} = {value(option)}" for key, option in member.options.items()]
         # repr: the shortest text that reads back as the same float, so a tuned config is the one scored
         weights = ", ".join(f"{target} = {value(float(member.shares[target]))}" for target in TARGETS)

@@ -77,11 +77,14 @@ class Ensemble:
         members: Sequence[Member],
         shares: Mapping[str, Mapping[str, float]],
         device: torch.device | str = "cpu",
+        member_compute: Mapping[str, str] | None = None,
         **separation,
     ):
         """``shares[member.name][target]``: each member's raw share of each
         target's blend (a config's ``weights``), normalised here per target
-        over the members that estimate that target. ``separation``:
+        over the members that estimate that target. ``member_compute[member.name]``:
+        a member's own compute mode, over ``compute`` (a config member's
+        ``compute``). ``separation``:
         the config's ``[separation]`` values (``block_seconds``,
         ``overlap_seconds``, ``wiener_iterations``, ``compute``), checked as
         the config checks them; one not given is the config schema's default
@@ -95,13 +98,20 @@ class Ensemble:
         block_seconds, overlap_seconds = settings["block_seconds"], settings["overlap_seconds"]
         self.members = list(members)
         self.device = torch.device(device)
-        check_compute_mode(compute, self.device)
+        member_compute = dict(member_compute or {})
+        unknown = sorted(set(member_compute) - {member.name for member in self.members})
+        if unknown:
+            raise ConfigError(f"Ensemble: member_compute names no member: {', '.join(unknown)}")
+        #: Each member's compute mode, by name.
+        self.member_compute = {member.name: member_compute.get(member.name, compute) for member in self.members}
+        for mode in sorted(set(self.member_compute.values())):
+            check_compute_mode(mode, self.device)
         for member in self.members:
             member.to(self.device)
         self.compute = compute
-        self.compiled = compute in COMPILED_MODES
+        self.compiled = any(mode in COMPILED_MODES for mode in self.member_compute.values())
         for member in self.members:
-            member.set_compute(compute)
+            member.set_compute(self.member_compute[member.name])
         self.blend = Blend({m.name: m.targets for m in self.members}, shares, wiener_iterations, self.device)
         multiple = max(member.block_multiple for member in self.members)
         self.block = max(1, round(block_seconds * SAMPLE_RATE / multiple)) * multiple
@@ -113,9 +123,10 @@ class Ensemble:
         cache set-up: :func:`demix.load.load_ensemble` takes those steps."""
         members = [load_member(member, models_dir, seed=config.seed) for member in config.members]
         shares = {member.name: member.shares for member in config.members}
+        member_compute = {member.name: member.compute for member in config.members if member.compute is not None}
         return cls(
-            members, shares, device, wiener_iterations=config.wiener_iterations, block_seconds=config.block_seconds,
-            overlap_seconds=config.overlap_seconds, compute=config.compute,
+            members, shares, device, member_compute, wiener_iterations=config.wiener_iterations,
+            block_seconds=config.block_seconds, overlap_seconds=config.overlap_seconds, compute=config.compute,
         )
 
     def warm_up(self) -> float:
@@ -214,6 +225,10 @@ class Ensemble:
         lines = []
         for member in self.members:
             lines.append(f"member {member.name}: {member.source} (targets: {', '.join(member.targets)})")
+            mode = self.member_compute[member.name]
+            how = member.compute_description
+            if mode != self.compute or how:
+                lines.append(f"  compute {mode}" + (f": {how}" if how else ""))
         lines.append("blend shares (normalised per target):")
         for target in TARGETS:
             shares = ", ".join(f"{name} {weight:.3f}" for name, weight in self.shares[target].items())

@@ -49,8 +49,10 @@ def load_ensemble(config: Config, models_dir=None, device: str | torch.device = 
     if threads:
         configure_threads()
     device = resolve_device(device) if isinstance(device, str) else device
-    check_compute_mode(config.compute, device)
-    if config.compute in COMPILED_MODES:
+    modes = config.compute_modes
+    for mode in sorted(modes):
+        check_compute_mode(mode, device)
+    if modes & set(COMPILED_MODES):
         use_compile_cache()
     ensemble = Ensemble.from_config(config, resolve_models_dir(models_dir), device)
     if warm_up:

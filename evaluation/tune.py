@@ -95,7 +95,8 @@ def cache_key(config: Config) -> dict:
     Wiener iterations are not in it: they are what is tuned."""
     return {
         "format": CACHE_FORMAT,
-        "members": [{"name": m.name, "family": m.family, "model": m.model, "options": m.options}
+        "members": [{"name": m.name, "family": m.family, "model": m.model, "options": m.options,
+                     **({"compute": m.compute} if m.compute is not None else {})}
                     for m in config.members],
         "block_seconds": config.block_seconds, "overlap_seconds": config.overlap_seconds,
         "seed": config.seed, "compute": config.compute,

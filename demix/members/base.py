@@ -42,6 +42,13 @@ class Member(abc.ABC):
     def disable_compile(self) -> None:
         """Run uncompiled (keeping the precision of the mode)."""
 
+    @property
+    def compute_description(self) -> str:
+        """How the model really runs in its mode (precision; compiled, in
+        parts or not), for ``python -m demix info``; "" where the mode's name
+        says it all."""
+        return ""
+
     @abc.abstractmethod
     def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
         """``mix``: (2, frames) float32 on the member's device, one block of

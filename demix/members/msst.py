@@ -32,8 +32,15 @@ model then gives that one stem), else ``training.instruments`` in order
 (:func:`msst.utils.model_utils.prefer_target_instrument`); they are mapped
 by name, never by position (:func:`stem_targets`).
 
-Compute modes: the models run float32 in every mode; only ``fp16`` on a GPU
-turns on msst's own autocast (its ``training.use_amp`` path, float16).
+Compute modes (:mod:`demix.members.msst_runner`): msst's ``demix`` is handed
+a :class:`~demix.members.msst_runner.ChunkRunner` in the model's place, which
+runs the chunks compiled and under bf16 or fp16 autocast as the member's mode
+says (msst itself enables autocast on CUDA only), and returns float32 stems.
+
+The YAML's inference values (``chunk_size``, ``num_overlap``,
+``batch_size``, each of which the config may override) are checked when the
+member is built (:func:`check_inference_values`), not first inside
+``demix`` after the model is built.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from ..weights.catalogue import get_official
 from ..weights.integrity import require_intact
 from .base import Member
 from .demucs import CATCH_ALL_TARGET
+from .msst_runner import ChunkRunner
 
 #: What an MSST checkpoint is called in messages.
 CHECKPOINT = "MSST checkpoint"
@@ -65,6 +73,42 @@ COMPLEMENT_STEMS = ("instrumental", "accompaniment", "no_vocals")
 SHOWN_NAMES = 3
 #: msst normalises a song only where its std is above this (normalize_audio).
 MIN_STD = float(np.finfo(np.float32).eps)
+#: The longest chunk a model may be asked to run at once: longer is a typo, not a setting
+#: (the published YAMLs use 6 to 11 s), and would only end in the allocator.
+MAX_CHUNK_SECONDS = 600
+#: The YAML's inference values a member checks, and the config option that overrides each.
+INFERENCE_KEYS = ("chunk_size", "num_overlap", "batch_size")
+
+
+def check_inference_values(config, yaml_path: Path, overridden: Sequence[str] = ()) -> None:
+    """Refuse inference values msst's ``demix`` would fail on, or that no
+    machine could run, naming the YAML, the key and the value: ``chunk_size``,
+    ``num_overlap`` and ``batch_size`` positive integers, ``num_overlap`` at
+    most ``chunk_size`` (a step of at least one sample), and a chunk of at most
+    :data:`MAX_CHUNK_SECONDS` at the YAML's rate. ``overridden``: the keys a
+    config's member options set, named as such."""
+    inference, audio = config.inference, config.audio
+    values = {
+        "chunk_size": inference.chunk_size if "chunk_size" in inference else audio.get("chunk_size"),
+        "num_overlap": inference.get("num_overlap"),
+        "batch_size": inference.get("batch_size", 1),
+    }
+
+    def where(key: str) -> str:
+        section = "audio" if key == "chunk_size" and "chunk_size" not in inference else "inference"
+        origin = f" (set by the config's member option {key})" if key in overridden else ""
+        return f"{yaml_path}: {section}.{key}{origin}"
+
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise WeightsError(f"{where(key)} is {value!r}; it must be a positive integer")
+    rate = int(audio.get("sample_rate", 44100))
+    if values["chunk_size"] > MAX_CHUNK_SECONDS * rate:
+        raise WeightsError(f"{where('chunk_size')} is {values['chunk_size']}, {values['chunk_size'] / rate:.0f} s "
+                           f"at {rate} Hz; a chunk of more than {MAX_CHUNK_SECONDS} s is not a model's chunk")
+    if values["num_overlap"] > values["chunk_size"]:
+        raise WeightsError(f"{where('num_overlap')} is {values['num_overlap']}, more than chunk_size "
+                           f"{values['chunk_size']}: the chunks would not advance")
 
 
 def stem_targets(stems: Sequence[str], where: Path) -> dict[str, str]:
@@ -193,13 +237,17 @@ class MsstMember(Member):
         self.stem_targets = stem_targets(self.stems, yaml_path)
         self.targets = tuple(target for target in TARGETS if target in self.stem_targets.values())
         self.needs_song_statistics = bool(config.inference.get("normalize", False))
+        check_inference_values(config, yaml_path)
+        self.runner: ChunkRunner | None = None
+        self.set_compute("eager")
 
     @classmethod
     def from_path(cls, name: str, path: Path, family: str | None = None, **options) -> "MsstMember":
         """A folder (YAML + ``.ckpt``) or a ``.ckpt`` with its YAML beside it.
         ``options``: a config's for the family (``chunk_size``, ``num_overlap``,
-        ``zero_dc``, ``allow_globals``), at the schema's defaults where not given:
-        ``chunk_size``/``num_overlap`` 0 and ``zero_dc`` "yaml" mean as the YAML says."""
+        ``batch_size``, ``zero_dc``, ``allow_globals``), at the schema's defaults where not
+        given: ``chunk_size``/``num_overlap``/``batch_size`` 0 and ``zero_dc`` "yaml" mean
+        as the YAML says."""
         from ml_collections import ConfigDict
 
         yaml_path, checkpoint_path = msst_files(Path(path))
@@ -212,16 +260,16 @@ class MsstMember(Member):
         if "zero_dc" in options and family not in ("bs_roformer", "mel_band_roformer"):
             raise WeightsError(f"{yaml_path}: zero_dc is an option of the Roformers, not of {family}")
         options = family_options(family, options, str(yaml_path))
-        allow_globals, chunk_size, num_overlap = options[ALLOW_GLOBALS], options["chunk_size"], options["num_overlap"]
+        allow_globals = options[ALLOW_GLOBALS]
         zero_dc = options.get("zero_dc", "yaml")
         if zero_dc != "yaml":
             data["model"]["zero_dc"] = bool(zero_dc)
-        if chunk_size:
-            data["inference"]["chunk_size"] = chunk_size  # msst's demix takes it over audio.chunk_size
-        if num_overlap:
-            data["inference"]["num_overlap"] = num_overlap
-        data["training"]["use_amp"] = False  # set_compute("fp16") turns it on
+        overridden = [key for key in INFERENCE_KEYS if options[key]]
+        for key in overridden:  # msst's demix takes inference.chunk_size over audio.chunk_size
+            data["inference"][key] = options[key]
+        data["training"]["use_amp"] = False  # msst's own autocast stays off: ChunkRunner sets the precision
         config = ConfigDict(data)
+        check_inference_values(config, yaml_path, overridden)
         model = build_model(family, config, yaml_path)
         if not checkpoint_path.is_file():
             raise WeightsError(f"{checkpoint_path}: {CHECKPOINT} not found")
@@ -258,7 +306,16 @@ class MsstMember(Member):
         return max(1, self.chunk_size // int(self.config.inference.num_overlap))
 
     def set_compute(self, mode: str) -> None:
-        self.config.training.use_amp = mode == "fp16"
+        if self.runner is not None:
+            self.runner.disable_compile()
+        self.runner = ChunkRunner(self.model, self.family, mode, int(self.config.inference.get("batch_size", 1)))
+
+    def disable_compile(self) -> None:
+        self.runner.disable_compile()
+
+    @property
+    def compute_description(self) -> str:
+        return self.runner.describe()
 
     def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
         from msst.utils.model_utils import demix
@@ -270,7 +327,7 @@ class MsstMember(Member):
             if not np.isfinite(std) or std <= MIN_STD:
                 std = 1.0
         model_input = ((mix - mean) / std).float().cpu().numpy()
-        stems = demix(self.config, self.model, model_input, self.device, self.family, pbar=False)
+        stems = demix(self.config, self.runner, model_input, self.device, self.family, pbar=False)
         outputs: dict[str, torch.Tensor] = {}
         for stem, target in self.stem_targets.items():
             estimate = torch.from_numpy(stems[stem] * std + mean).to(mix.device)

@@ -1,0 +1,105 @@
+"""How an MSST model runs the chunks msst's inference hands it, in the
+member's compute mode (:mod:`demix.compute`).
+
+msst's ``demix`` cuts a block into chunks of ``chunk_size`` samples (the
+ragged last one padded to that size), calls ``model(chunks)`` on up to
+``inference.batch_size`` of them at a time, and does so inside
+``torch.autocast(enabled=use_amp and device is CUDA)``: on a CPU it always
+runs float32. :class:`ChunkRunner` is what the member hands ``demix`` in the
+model's place:
+
+* ``bf16`` and ``fp16`` run the model under ``torch.autocast`` to that dtype,
+  entered inside msst's own (disabled) autocast so that it is the one in
+  force, and return the stems in float32, as msst's float32 path does;
+* ``compiled``, ``bf16`` and ``fp16`` compile the model in place with
+  ``torch.compile(dynamic=False)``, leaving out of the graph only what does
+  not compile (:func:`compile_targets`), and pad a short last batch with
+  silent chunks to ``batch_size``, so that every call has one shape: one
+  graph per member, compiled by the ensemble's warm-up and never again for
+  another block or song (a padded chunk's stems are dropped: each chunk is
+  separated on its own, so the others do not change);
+* ``eager`` calls the model as msst does.
+
+The runner shows the model as ``.module``, the attribute through which
+``demix`` reads the model's ``forward`` signature and heads (a single-target
+Roformer is asked for its one stem with ``active_stem_ids``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
+
+#: What of SCNet stays out of its compiled graphs, and why.
+SCNET_UNCOMPILED = ("the FFTs of SCNet's FeatureConversion layers run eager, between graphs: torch 2.11's "
+                    "inductor fails on aten._fft_r2c there (assert_size_stride)")
+
+
+def compile_targets(family: str, model: torch.nn.Module) -> tuple[list[torch.nn.Module], str]:
+    """The modules to compile in place for ``family``, and what that leaves
+    eager ("" when the whole model is one graph).
+
+    Every family compiles as a whole but SCNet, whose separation network
+    turns features into their spectrum and back between its dual-path layers
+    (``FeatureConversion``: ``torch.fft.rfft``/``irfft`` on an intermediate
+    layout) where torch 2.11's inductor fails; those layers are left out of
+    the graph with ``torch.compiler.disable``, so the rest of SCNet (its own
+    STFT and inverse included) still compiles around them."""
+    if family != "scnet":
+        return [model], ""
+    from msst.models.scnet.separation import FeatureConversion
+
+    for module in model.modules():
+        if isinstance(module, FeatureConversion):
+            module.forward = torch.compiler.disable(module.forward, recursive=True)
+    return [model], SCNET_UNCOMPILED
+
+
+def uncompile(module: torch.nn.Module) -> None:
+    """Undo ``nn.Module.compile`` (torch has no public way: it sets this attribute)."""
+    module._compiled_call_impl = None
+
+
+class ChunkRunner(torch.nn.Module):
+    """The model as msst's ``demix`` calls it, in one compute mode."""
+
+    def __init__(self, model: torch.nn.Module, family: str, mode: str, batch_size: int):
+        super().__init__()
+        self.module = model
+        self.family = family
+        self.mode = mode
+        self.batch_size = batch_size
+        self.autocast_dtype = getattr(torch, AUTOCAST_DTYPES[mode]) if mode in AUTOCAST_DTYPES else None
+        self.compiled: list[torch.nn.Module] = []
+        #: What stays out of the compiled graph and why ("" where nothing does).
+        self.left_eager = ""
+        if mode in COMPILED_MODES:
+            self.compiled, self.left_eager = compile_targets(family, model)
+            for module in self.compiled:
+                module.compile(dynamic=False)
+
+    def disable_compile(self) -> None:
+        for module in self.compiled:
+            uncompile(module)
+        self.compiled = []
+        self.left_eager = ""
+
+    def describe(self) -> str:
+        """The mode the model really runs in, for ``python -m demix info``."""
+        precision = f"{AUTOCAST_DTYPES[self.mode]} autocast" if self.autocast_dtype is not None else "float32"
+        if not self.compiled:
+            return f"{precision}, eager"
+        if not self.left_eager:
+            return f"{precision}, compiled (the whole model, one graph)"
+        return f"{precision}, compiled but for one part ({self.left_eager})"
+
+    def forward(self, chunks: torch.Tensor, **kwargs) -> torch.Tensor:
+        count = chunks.shape[0]
+        if self.compiled and count < self.batch_size:
+            silence = chunks.new_zeros((self.batch_size - count,) + chunks.shape[1:])
+            chunks = torch.cat([chunks, silence])
+        with torch.autocast(chunks.device.type, self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            stems = self.module(chunks, **kwargs)
+        return stems[:count].float()
