@@ -12,7 +12,7 @@ process so that peak RSS is its own:
   cache), then the timed separation; seconds per second of audio, the
   multiple of the anchor's time, the agreement with the anchor's stems (the
   lowest global SDR over the stems, dB) and peak RSS; ``--cached-warm-up``
-  runs each compiled mode a second time, with the kernels from the first;
+  runs the last mode given a second time, with the kernels from the first;
 * ``--profile``: where one chunk's time goes, eager under bf16 autocast
   (``torch.profiler``, self time per operator, in groups), and the band split
   and mask estimators' share (timed around those modules).
@@ -42,6 +42,9 @@ PROFILE_GROUPS = (
     ("norms", ("norm", "rsqrt")),
     ("STFT / iSTFT / FFT", ("stft", "fft", "istft")),
 )
+
+#: How many of the largest operators of "the rest" the profile names.
+PROFILE_REST_SHOWN = 6
 
 
 def separate_in_mode(name: str, mode: str, wav: Path, out: Path, batch_size: int = 0, num_overlap: int = 0) -> dict:
@@ -109,10 +112,11 @@ def profile_chunk(name: str, wav: Path) -> dict:
 
     for attribute, label in (("band_split", "band split"), ("mask_estimators", "mask estimators")):
         module = getattr(member.model, attribute, None)
-        if module is not None:
+        # mask_estimators is a ModuleList, which is never called itself: time each head
+        for part in (module if isinstance(module, torch.nn.ModuleList) else [module] if module is not None else []):
             before, after = timed(label)
-            module.register_forward_pre_hook(before)
-            module.register_forward_hook(after)
+            part.register_forward_pre_hook(before)
+            part.register_forward_hook(after)
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
         member.model(chunks)  # warm-up: oneDNN primitives
         module_seconds.clear()
@@ -122,15 +126,19 @@ def profile_chunk(name: str, wav: Path) -> dict:
         total = time.perf_counter() - started
     groups = {label: 0.0 for label, _ in PROFILE_GROUPS}
     groups["the rest"] = 0.0
+    rest: dict[str, float] = {}
     for event in profiler.key_averages():
         seconds = event.self_cpu_time_total / 1e6
         label = next((label for label, keys in PROFILE_GROUPS if any(key in event.key for key in keys)), "the rest")
         groups[label] += seconds
+        if label == "the rest":
+            rest[event.key] = seconds
     # The profiler's self times add up over threads; scale them to the batch's wall time.
-    measured = sum(groups.values()) or 1.0
+    scale = total / (sum(groups.values()) or 1.0)
+    largest = sorted(rest.items(), key=lambda item: -item[1])[:PROFILE_REST_SHOWN]
     return {"seconds": total, "chunks": chunks.shape[0],
-            "groups": {label: seconds / measured * total for label, seconds in groups.items()},
-            "modules": module_seconds}
+            "groups": {label: seconds * scale for label, seconds in groups.items()},
+            "rest": {name: seconds * scale for name, seconds in largest}, "modules": module_seconds}
 
 
 def modes_table(names, modes, seconds, batch_sizes, overlaps, profile, cached_warm_up, run_isolated) -> None:
@@ -158,7 +166,7 @@ def modes_table(names, modes, seconds, batch_sizes, overlaps, profile, cached_wa
             rows += [(modes[0], size, 0) for size in batch_sizes] + [(modes[0], 0, overlap) for overlap in overlaps]
             anchor = None
             for mode, batch_size, num_overlap in rows:
-                repeats = 2 if cached_warm_up and mode not in ("anchor", "eager") and not (batch_size or num_overlap) else 1
+                repeats = 2 if cached_warm_up and mode == modes[-1] != "eager" and not (batch_size or num_overlap) else 1
                 for repeat in range(repeats):
                     stems = folder / f"{name}-{mode}-{batch_size}-{num_overlap}.npz"
                     row = run_isolated(f"msst-mode:{name}:{mode}:{batch_size}:{num_overlap}:{stems}", wav,
@@ -177,6 +185,7 @@ def modes_table(names, modes, seconds, batch_sizes, overlaps, profile, cached_wa
                       f"({row['seconds']:.1f} s):")
                 for label, part in row["groups"].items():
                     print(f"  {label:<22} {part:>7.1f} s  {100 * part / row['seconds']:>5.1f} %")
+                print("  the rest's largest: " + ", ".join(f"{name} {part:.1f} s" for name, part in row["rest"].items()))
                 for label, part in row["modules"].items():
                     print(f"  of which in the {label}: {part:.1f} s ({100 * part / row['seconds']:.1f} %)")
             wav.unlink()

@@ -1,11 +1,14 @@
 """How the models run: compute modes, threads, and the compile cache.
 
-Demucs is nearly all of the ensemble's time on a CPU, so the modes act on
-Demucs members (Open-Unmix's LSTM breaks torch.compile's graph, which gains
-it about 8 %, and it is a tenth of the time):
+The modes act on the members that are nearly all of an ensemble's time on a
+CPU: Demucs (:mod:`demix.members.demucs`), the MSST families
+(:mod:`demix.members.msst_runner`) and Spleeter's U-Nets; Open-Unmix runs
+eager float32 whatever the mode (its LSTM breaks torch.compile's graph, which
+gains it about 8 %, and it is a tenth of the time). A member may have its own
+mode (a config member's ``compute``):
 
 * ``eager``: plain PyTorch, float32.
-* ``compiled``: ``torch.compile`` of each Demucs model, float32; same stems as
+* ``compiled``: ``torch.compile`` of each model, float32; same stems as
   eager to about 1e-7. The first run on a machine compiles (minutes for
   htdemucs on 2 cores); the kernels are cached in :func:`use_compile_cache`
   so later processes load them. Where compiling fails, the member falls back
@@ -37,9 +40,9 @@ from .errors import DemixError
 from .paths import compile_cache_dir
 
 COMPUTE_MODES = ("eager", "compiled", "bf16", "fp16")
-#: Modes that torch.compile the Demucs networks.
+#: Modes that torch.compile the members' networks.
 COMPILED_MODES = ("compiled", "bf16", "fp16")
-#: Modes that run the Demucs networks under torch.autocast, with this dtype (a torch attribute name).
+#: Modes that run the members' networks under torch.autocast, with this dtype (a torch attribute name).
 AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 #: Modes that need a CUDA device.
 CUDA_ONLY_MODES = ("fp16",)

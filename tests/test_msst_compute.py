@@ -198,3 +198,12 @@ def test_separate_refuses_a_broken_yaml_with_exit_1_and_no_traceback(tmp_path, m
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{folder / 'config.yaml'}: inference.num_overlap is 0; it must be a positive integer" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here: the check runs for real instead")
+def test_the_gpu_check_skips_cleanly_without_cuda():
+    result = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=PROJECT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "gpu_check: skipped: no CUDA device here (torch.cuda.is_available() is False)"

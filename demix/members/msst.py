@@ -308,7 +308,8 @@ class MsstMember(Member):
     def set_compute(self, mode: str) -> None:
         if self.runner is not None:
             self.runner.disable_compile()
-        self.runner = ChunkRunner(self.model, self.family, mode, int(self.config.inference.get("batch_size", 1)))
+        self.runner = ChunkRunner(self.model, self.family, mode, int(self.config.inference.get("batch_size", 1)),
+                                  self.device)
 
     def disable_compile(self) -> None:
         self.runner.disable_compile()
@@ -335,6 +336,8 @@ class MsstMember(Member):
         return outputs
 
     def to(self, device: torch.device) -> "MsstMember":
+        """Move the model; its compute mode is set again for the new device (compiled: recompiled)."""
         self.device = torch.device(device)
         self.model.to(self.device)
+        self.set_compute(self.runner.mode)
         return self
