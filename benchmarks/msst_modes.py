@@ -6,7 +6,9 @@ stempeg example, tiled) of one chunk's length by default, each in a fresh
 process so that peak RSS is its own:
 
 * the anchor: ``msst.utils.model_utils.demix``, eager float32, what MSST,
-  python-audio-separator and UVR run on a CPU;
+  python-audio-separator and UVR run on a CPU (with msst's ``normalize_audio``
+  and ``denormalize_audio`` around it where the YAML asks, as its inference
+  script does);
 * each mode through the member (:class:`demix.members.msst.MsstMember`):
   its warm-up (the first chunk batch, which compiles, from an empty kernel
   cache), then the timed separation; seconds per second of audio, the
@@ -58,11 +60,15 @@ def separate_in_mode(name: str, mode: str, wav: Path, out: Path, batch_size: int
     member = msst_member(name, batch_size=batch_size, num_overlap=num_overlap)
     mix = to_engine(read_audio(wav))
     warm_up = None
-    if mode == "anchor":
+    if mode == "anchor":  # as msst's inference script runs a file
+        from msst.utils.audio_utils import denormalize_audio, normalize_audio
         from msst.utils.model_utils import demix
 
         started = time.perf_counter()
-        stems = demix(member.config, member.model, mix.numpy(), torch.device("cpu"), member.family)
+        audio, parameters = normalize_audio(mix.numpy()) if member.needs_song_statistics else (mix.numpy(), None)
+        stems = demix(member.config, member.model, audio, torch.device("cpu"), member.family)
+        if parameters is not None:
+            stems = {stem: denormalize_audio(value, parameters) for stem, value in stems.items()}
     else:
         use_compile_cache()
         member.set_compute(mode)

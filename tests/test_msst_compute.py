@@ -53,15 +53,16 @@ def song(track) -> torch.Tensor:
 
 @pytest.mark.slow
 def test_compiled_scnet_gives_msst_stems_with_one_set_of_graphs(tmp_path, song):
-    """SCNet is the family that does not compile whole (its FeatureConversion FFTs stay eager);
-    batch_size 4 makes the last batch of a block short, which the runner pads. A second block
-    of another length and a second song compile nothing again."""
+    """SCNet is the family that does not compile whole (its FeatureConversion FFTs stay eager).
+    msst hands over batches of up to 4 chunks (the YAML's batch_size); on a CPU the graph takes
+    one at a time. A second block of another length and a second song compile nothing again."""
     use_compile_cache()
     member = _member("scnet", tmp_path, GRADER_SCNET_YAML)
     reference = expected_targets(member, msst_reference(member.config, member.model, song, "scnet"))
     member.set_compute("compiled")
     assert "compiled but for one part" in member.compute_description
     assert "FeatureConversion" in member.compute_description
+    assert member.runner.graph_batch == 1
     compiled = member.separate(song)
     for target, expected in reference.items():
         assert np.abs(compiled[target].numpy() - expected).max() <= COMPILED_TOLERANCE, target

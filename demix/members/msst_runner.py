@@ -13,8 +13,9 @@ model's place:
   force, and return the stems in float32, as msst's float32 path does;
 * ``compiled``, ``bf16`` and ``fp16`` compile the model in place with
   ``torch.compile(dynamic=False)``, leaving out of the graph only what does
-  not compile (:func:`compile_targets`), and pad a short last batch with
-  silent chunks to ``batch_size``, so that every call has one shape: one
+  not compile (:func:`compile_targets`), and run the chunks through it in
+  groups of one shape (one chunk at a time on a CPU, :data:`CPU_GRAPH_BATCH`;
+  ``batch_size`` on a GPU, a short last group padded with silent chunks): one
   graph per member, compiled by the ensemble's warm-up and never again for
   another block or song (a padded chunk's stems are dropped: each chunk is
   separated on its own, so the others do not change). On a CPU with
@@ -62,6 +63,14 @@ def compile_targets(family: str, model: torch.nn.Module) -> tuple[list[torch.nn.
     return [model], SCNET_UNCOMPILED
 
 
+#: Chunks per call of a compiled graph on a CPU, whatever the YAML's batch_size: a CPU gains
+#: nothing from batching chunks, and a short last batch padded to the YAML's size is work thrown
+#: away. SCNet small (batch_size 8) on one 11 s chunk, bf16: 0.72 s per s of audio one at a time,
+#: 2.02 with its batch padded to 8 (benchmarks/engine.py --msst-modes scnet_small --batch-sizes 1;
+#: 2-core AMD EPYC Zen 4, 2026-12-06).
+CPU_GRAPH_BATCH = 1
+
+
 def uncompile(module: torch.nn.Module) -> None:
     """Undo ``nn.Module.compile`` (torch has no public way: it sets this attribute)."""
     module._compiled_call_impl = None
@@ -71,18 +80,21 @@ class ChunkRunner(torch.nn.Module):
     """The model as msst's ``demix`` calls it, in one compute mode."""
 
     def __init__(self, model: torch.nn.Module, family: str, mode: str, batch_size: int, device: torch.device):
+        """``batch_size``: the chunks msst's demix hands over at once (the YAML's ``inference.batch_size``)."""
         super().__init__()
         self.module = model
         self.family = family
         self.mode = mode
-        self.batch_size = batch_size
+        on_cpu = torch.device(device).type == "cpu"
+        #: Chunks per call of a compiled graph (see :data:`CPU_GRAPH_BATCH`).
+        self.graph_batch = CPU_GRAPH_BATCH if on_cpu else batch_size
         self.autocast_dtype = getattr(torch, AUTOCAST_DTYPES[mode]) if mode in AUTOCAST_DTYPES else None
         self.compiled: list[torch.nn.Module] = []
         #: What stays out of the compiled graph and why ("" where nothing does).
         self.left_eager = ""
         if mode in COMPILED_MODES:
             self.compiled, self.left_eager = compile_targets(family, model)
-            options = {"freezing": True} if torch.device(device).type == "cpu" else {}
+            options = {"freezing": True} if on_cpu else {}
             for module in self.compiled:
                 module.compile(dynamic=False, options=options)
 
@@ -102,11 +114,14 @@ class ChunkRunner(torch.nn.Module):
         return f"{precision}, compiled but for one part ({self.left_eager})"
 
     def forward(self, chunks: torch.Tensor, **kwargs) -> torch.Tensor:
-        count = chunks.shape[0]
-        if self.compiled and count < self.batch_size:
-            silence = chunks.new_zeros((self.batch_size - count,) + chunks.shape[1:])
-            chunks = torch.cat([chunks, silence])
+        if not self.compiled:
+            return self._run(chunks, **kwargs)
+        count, size = chunks.shape[0], self.graph_batch
+        if count % size:  # a short last group: silent chunks, whose stems are dropped
+            chunks = torch.cat([chunks, chunks.new_zeros((size - count % size,) + chunks.shape[1:])])
+        return torch.cat([self._run(group, **kwargs) for group in chunks.split(size)])[:count]
+
+    def _run(self, chunks: torch.Tensor, **kwargs) -> torch.Tensor:
         with torch.autocast(chunks.device.type, self.autocast_dtype or torch.bfloat16,
                             enabled=self.autocast_dtype is not None):
-            stems = self.module(chunks, **kwargs)
-        return stems[:count].float()
+            return self.module(chunks, **kwargs).float()
