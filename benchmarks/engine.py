@@ -364,7 +364,7 @@ def main() -> None:
     parser.add_argument("--overlaps", default="", help="with --msst-modes: num_overlap values to try")
     parser.add_argument("--profile", action="store_true", help="with --msst-modes: where a chunk's time goes")
     parser.add_argument("--cached-warm-up", action="store_true",
-                        help="with --msst-modes: run the last mode again, its kernels from the cache")
+                        help="with --msst-modes: run the first mode again, its kernels from the cache")
     parser.add_argument("--statistics", action="store_true",
                         help="only the whole-song statistics pass, per format and rate, on --long-seconds")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)

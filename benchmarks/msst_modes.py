@@ -14,7 +14,7 @@ process so that peak RSS is its own:
   cache), then the timed separation; seconds per second of audio, the
   multiple of the anchor's time, the agreement with the anchor's stems (the
   lowest global SDR over the stems, dB) and peak RSS; ``--cached-warm-up``
-  runs the last mode given a second time, with the kernels from the first;
+  runs the first mode given a second time, with the kernels from the first;
 * ``--profile``: where one chunk's time goes, eager under bf16 autocast
   (``torch.profiler``, self time per operator, in groups), and the band split
   and mask estimators' share (timed around those modules).
@@ -172,7 +172,7 @@ def modes_table(names, modes, seconds, batch_sizes, overlaps, profile, cached_wa
             rows += [(modes[0], size, 0) for size in batch_sizes] + [(modes[0], 0, overlap) for overlap in overlaps]
             anchor = None
             for mode, batch_size, num_overlap in rows:
-                repeats = 2 if cached_warm_up and mode == modes[-1] != "eager" and not (batch_size or num_overlap) else 1
+                repeats = 2 if cached_warm_up and mode == modes[0] != "eager" and not (batch_size or num_overlap) else 1
                 for repeat in range(repeats):
                     stems = folder / f"{name}-{mode}-{batch_size}-{num_overlap}.npz"
                     row = run_isolated(f"msst-mode:{name}:{mode}:{batch_size}:{num_overlap}:{stems}", wav,

@@ -51,3 +51,17 @@ def test_its_weights_follow_the_stated_rule():
         for target in TARGETS:
             assert member.shares[target] == pytest.approx(expected[member.model][target], abs=0.005), \
                 (member.model, target)
+
+
+SDX23_CPU = SOTA.with_name("sdx23_cpu.toml")
+
+
+def test_the_sdx23_cpu_config_is_scnet_small_in_bf16_for_every_target():
+    """demix/sdx23_cpu.toml, the strongest catalogued checkpoint measured to fit SDX 2023's CPU
+    limit on a CPU with bf16: it parses, it names a catalogued file, and it runs bf16."""
+    config = load_config(SDX23_CPU)
+    assert [m.model for m in config.members] == ["scnet_small"]
+    assert config.members[0].is_official and config.members[0].family == "scnet"
+    assert config.compute_modes == {"bf16"}
+    assert all(config.members[0].shares[target] > 0 for target in TARGETS)
+    assert config.wiener_iterations == 0
