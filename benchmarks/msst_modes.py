@@ -72,8 +72,14 @@ def separate_in_mode(name: str, mode: str, wav: Path, out: Path, batch_size: int
     else:
         use_compile_cache()
         member.set_compute(mode)
+        from torch._dynamo.utils import counters
+
         started = time.perf_counter()
-        member.separate(mix[:, : member.chunk_size // 4])  # one batch: compiles
+        misses = counters["inductor"]["fxgraph_cache_miss"]
+        member.separate(mix[:, : member.chunk_size // 4])  # one chunk: compiles
+        if counters["inductor"]["fxgraph_cache_miss"] > misses:  # as Ensemble.warm_up does after a cold compile
+            torch._dynamo.reset()
+            member.separate(mix[:, : member.chunk_size // 4])
         warm_up = time.perf_counter() - started
         started = time.perf_counter()
         outputs = member.separate(mix)
