@@ -25,6 +25,7 @@ from challenge import MIXTURE_FILE, grader
 from challenge.example import ensure_bundled_example
 from challenge.grader import (PER_MUSIC_TIMEOUT, RESULTS_DATASET_PATH, SETUP_TIMEOUT, TEST_DATASET_PATH, env_path,
                               env_seconds, song_names)
+from demix.config_choice import ORDER_HELP, choose_config
 
 PROJECT = Path(__file__).resolve().parent
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
                              "with the bundled example laid out in it)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where stems are written (default: $RESULTS_DATASET_PATH or data/results/)")
-    parser.add_argument("--config", type=Path, default=None, help="grade this ensemble config instead of the submission's")
+    parser.add_argument("--config", type=Path, default=None, help=f"grade this ensemble config ({ORDER_HELP})")
     parser.add_argument("--time-factor", type=float, default=None,
                         help="per-song limit = this × the song's duration (e.g. 1.57)")
     parser.add_argument("--json", type=Path, default=None, help="report file (default: RESULTS/grader_report.json)")
@@ -54,6 +55,13 @@ def main(argv=None) -> int:
                         help="the predictor (mdx21) or model class (sdx23) to grade; default: this kit's")
     args = parser.parse_args(argv)
 
+    if args.config is not None:
+        if not args.config.is_file():
+            print(f"error: {args.config}: config file not found", file=sys.stderr)
+            return 1
+        os.environ["DEMIX_CONFIG"] = str(args.config.resolve())  # read by the submission process
+    if args.submission is None:  # this kit's entry points: the config they will load, first
+        print(choose_config(args.config, PROJECT).describe(), flush=True)
     data = args.data
     if data is None:
         data = env_path(TEST_DATASET_PATH)
@@ -62,11 +70,6 @@ def main(argv=None) -> int:
     if not data.is_dir():
         print(f"error: {data}: test folder not found", file=sys.stderr)
         return 1
-    if args.config is not None:
-        if not args.config.is_file():
-            print(f"error: {args.config}: config file not found", file=sys.stderr)
-            return 1
-        os.environ["DEMIX_CONFIG"] = str(args.config.resolve())  # read by the submission process
     names = song_names(data)
     if not names:
         print(f"error: {data}: no song folder (check PARTIAL_RUN_MUSIC_NAMES)", file=sys.stderr)

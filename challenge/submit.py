@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Callable
 
 from demix.config import load_config
+from demix.config_choice import choose_config
 from demix.errors import DemixError
 from demix.weights.integrity import in_words
 from demix.weights.member_files import MemberFile, files_of
 
 from .challenges import CHALLENGES, KEY_MEANINGS, PLACEHOLDER_AUTHOR, challenge_of
-from .submission import PROJECT, submission_config_path
+from .submission import PROJECT
 
 REMOTE = "aicrowd"
 #: A git-lfs pointer file is about 130 bytes; a blob larger than this under a weight path is the weights.
@@ -252,8 +253,9 @@ def submit(name: str, repo: Path = PROJECT, dry_run: bool = False, protocol: str
         refusals.append(Refusal("work tree", f"uncommitted changes: {shown}",
                                 "git add and git commit them (or git stash); the grader builds the commit"))
     refusals += check_aicrowd_json(repo / "aicrowd.json")
-    config_path = submission_config_path(repo, honour_env=False)
-    report(f"config: {config_path}")
+    choice = choose_config(project=repo, honour_env=False)  # the commit's, not this machine's $DEMIX_CONFIG
+    config_path = choice.path
+    report(choice.describe(others=None))
     refusals += check_weights(repo, config_path, repo / "models")
     login_refusals, login_note = check_aicrowd_login()
     refusals += login_refusals

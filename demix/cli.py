@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .audio import OUTPUT_SUBTYPES
 from .compute import COMPILED_MODES
-from .config import DEFAULT_CONFIG, Config, load_config
+from .config import Config, load_config
+from .config_choice import ORDER_HELP, choose_config
 from .errors import DemixError, WeightsError
 from . import paths
 
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_common(sub):
-        sub.add_argument("--config", type=Path, default=None, help=f"ensemble config (default: {DEFAULT_CONFIG})")
+        sub.add_argument("--config", type=Path, default=None, help=f"ensemble config ({ORDER_HELP})")
         sub.add_argument("--models", type=Path, default=None,
                          help="weights folder (default: $DEMIX_MODELS or the project's models/)")
 
@@ -64,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _config(args) -> Config:
+    """The config the command runs, said in its first line (stdout, as `info` reports)."""
+    choice = choose_config(args.config)
+    print(choice.describe(), flush=True)
+    return load_config(choice.path)
+
+
 def _models_dir(args) -> Path:
     return paths.models_dir(args.models)
 
@@ -72,7 +80,7 @@ def _separate(args) -> int:
     from .load import load_ensemble, resolve_device
     from .separate import separate_files
 
-    config = load_config(args.config)
+    config = _config(args)
     device = resolve_device(args.device)
     modes = config.compute_modes
     if modes & set(COMPILED_MODES):
@@ -100,9 +108,8 @@ def _separate(args) -> int:
 def _info(args) -> int:
     from .ensemble import Ensemble
 
-    config = load_config(args.config)
+    config = _config(args)
     models_dir = _models_dir(args)
-    print(f"config: {config.path}")
     print(f"models folder: {models_dir}")
     _print_member_files(config, models_dir)
     try:  # the members are read (their targets are in their files) but not compiled or warmed up
@@ -134,7 +141,7 @@ def _weights_list(args) -> int:
     from .weights.integrity import model_status, packaged_status, worst_status
     from .weights.member_files import files_of
 
-    config = load_config(args.config)
+    config = _config(args)
     models_dir = _models_dir(args)
     configured = {member.model for member in config.members}
     print(f"models folder: {models_dir}")
@@ -170,7 +177,7 @@ def _weights_fetch(args) -> int:
     from .weights.fetch import fetch
     from .weights.integrity import packaged_status
 
-    configured = [member.model for member in load_config(args.config).members
+    configured = [member.model for member in _config(args).members
                   if member.is_official or member.is_packaged] if not args.names else []
     names = []
     for name in args.names or configured:

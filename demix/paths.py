@@ -4,8 +4,9 @@ Every command (``demix``, ``challenge``, ``evaluation``, ``training``, the
 scripts) asks here, so a variable means the same thing everywhere:
 
 - ``$DEMIX_MODELS``: the weights folder (default: ``models/`` in the checkout);
-- ``$DEMIX_CONFIG``: the config a submission runs with instead of its own
-  (set by the local grader to grade another config; never on the grader);
+- ``$DEMIX_CONFIG``: the config every command runs instead of the submission's
+  (set by the local grader to grade another config; never on the grader;
+  :mod:`demix.config_choice` holds the whole order);
 - ``$DEMIX_COMPILE_CACHE``: where compiled kernels are kept between processes
   (default: ``~/.cache/demix/torch-compile``).
 
@@ -18,8 +19,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The checkout: the folder above the demix package.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The checkout's weights folder.
-PROJECT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+PROJECT_MODELS_DIR = PROJECT_ROOT / "models"
 #: The compiled-kernel cache unless $DEMIX_COMPILE_CACHE says otherwise.
 DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "demix" / "torch-compile"
 

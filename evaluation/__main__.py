@@ -12,6 +12,7 @@ from demix.errors import DemixError
 
 def build_parser() -> argparse.ArgumentParser:
     from demix.compute import available_cpus
+    from demix.config_choice import ORDER_HELP
     from evaluation.oracles import ORACLES
 
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"ensemble, member:<name>, {', '.join(ORACLES)} (default: ensemble)")
     run.add_argument("--out", type=Path, default=Path("evaluation-results"), help="score files and tables")
     run.add_argument("--workers", type=int, default=available_cpus(), help="worker processes (default: the CPUs)")
-    run.add_argument("--config", type=Path, default=None, help="ensemble config (default: the engine's default)")
+    run.add_argument("--config", type=Path, default=None, help=f"ensemble config ({ORDER_HELP})")
     run.add_argument("--models", type=Path, default=None, help="weights folder")
     run.add_argument("--oracle-nfft", type=int, default=4096, help="STFT size of the oracles")
     run.add_argument("--keep-estimates", action="store_true", help="also write OUT/estimates/<method>/<track>/*.wav")
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--split", choices=("train", "valid"), default=None,
                       help="with --subset train (default there: valid)")
     tune.add_argument("--tracks", nargs="+", default=None, help="track names (default: all of the split)")
-    tune.add_argument("--config", type=Path, default=None, help="the config whose members are tuned")
+    tune.add_argument("--config", type=Path, default=None, help=f"the config whose members are tuned ({ORDER_HELP})")
     tune.add_argument("--models", type=Path, default=None, help="weights folder")
     tune.add_argument("--out", type=Path, default=Path("tuning"), help="cache of member estimates, tuned.toml")
     tune.add_argument("--steps", type=int, default=10, help="weight grid step = 1/STEPS (default 10)")
@@ -59,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_path(args) -> Path:
+    """The config the command runs, said in its first line."""
+    from demix.config_choice import choose_config
+
+    choice = choose_config(args.config)
+    print(choice.describe(), flush=True)
+    return choice.path
+
+
 def main(argv=None) -> int:
     from demix.paths import models_dir
     from evaluation import run as evaluation_run
@@ -70,15 +80,16 @@ def main(argv=None) -> int:
         return _tune(args)
     if args.command == "report":
         return _report(args)
+    config = _config_path(args)
     try:
         tracks = open_tracks(args.root, args.subset, args.split, args.tracks)
-        known = method_names(args.config)
+        known = method_names(config)
         unknown = [m for m in args.method if m not in known]
         if unknown:
             raise DemixError(f"unknown methods {unknown}; this config offers: {', '.join(known)}")
         spec = evaluation_run.RunSpec(
             root=str(args.root.resolve()), subset=args.subset, split=args.split,
-            config=str(args.config.resolve()) if args.config else None,
+            config=str(config.resolve()),
             models_dir=str(models_dir(args.models).resolve()), oracle_nfft=args.oracle_nfft,
             out_dir=str(args.out.resolve()), keep_estimates=args.keep_estimates,
         )
@@ -142,11 +153,12 @@ def _tune(args) -> int:
     from evaluation.dataset import open_tracks
     from evaluation.tune import tune
 
+    config = _config_path(args)
     split = args.split or ("valid" if args.subset == "train" else None)
     try:
         tracks = open_tracks(args.root, args.subset, split, args.tracks)
         args.out.mkdir(parents=True, exist_ok=True)
-        path, scores = tune(args.config, models_dir(args.models), tracks, args.out,
+        path, scores = tune(config, models_dir(args.models), tracks, args.out,
                             steps=args.steps, wiener_candidates=tuple(args.wiener), workers=args.workers)
     except DemixError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -147,7 +147,7 @@ def test_cli_list_shows_missing_and_damaged(tmp_path):
     (models / "umxhq" / "vocals-b62c91ce.pth").write_bytes(b"not the official file")
     result = _cli("weights", "list", "--models", str(models))
     assert result.returncode == 1
-    rows = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()[2:] if line.strip()}
+    rows = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()[3:] if line.strip()}
     assert rows["umxhq"] == "damaged" and rows["htdemucs"] == "missing"
     assert "python -m demix weights fetch" in result.stdout
 
@@ -178,7 +178,7 @@ MSST_NAMES = ("bs_roformer_ep17", "scnet_xl_ihf", "mdx23c_musdb18", "mel_band_ro
 
 def test_cli_list_shows_the_msst_checkpoints_with_their_licences(tmp_path):
     result = _cli("weights", "list", "--models", str(tmp_path / "models"))
-    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.strip()}
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[3:] if line.strip()}
     for name in MSST_NAMES:
         assert rows[name].split()[1:3] == [get_official(name).family, "missing"], rows[name]
     assert "carries no licence statement" in rows["bs_roformer_ep17"]
