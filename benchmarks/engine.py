@@ -127,7 +127,7 @@ def msst_member(name: str, batch_size: int = 0, num_overlap: int = 0):
     from ml_collections import ConfigDict
 
     from demix.members.msst import MsstMember, build_model
-    from demix.msst_files import read_msst_yaml
+    from demix.members.msst_files import read_msst_yaml
     from demix.weights.catalogue import MSST_CONFIGS, get_official
 
     path = MSST_CONFIGS / f"{name}.yaml"
@@ -145,7 +145,7 @@ def msst_member(name: str, batch_size: int = 0, num_overlap: int = 0):
 def single_target(name: str) -> bool:
     """Whether the shipped YAML of ``name`` names one target (a vocals-only model cannot separate
     a song alone: the blend needs a member for every target)."""
-    from demix.msst_files import read_msst_yaml
+    from demix.members.msst_files import read_msst_yaml
     from demix.weights.catalogue import MSST_CONFIGS
 
     return bool(read_msst_yaml(MSST_CONFIGS / f"{name}.yaml")["training"].get("target_instrument"))

@@ -13,28 +13,26 @@ Layout (see ``demix/default.toml`` for the shipped default)::
     [[members]]
     name = "htdemucs"         # shown in messages and reports
     model = "htdemucs"        # official name, or a path relative to this file
-    shifts = 1                # family options (Demucs: shifts, overlap, segment_batch;
-    overlap = 0.25            #   Open-Unmix: niter; Spleeter: four_stems, bass_cutoff_hz,
-                              #   harmonic_kernel, percussive_kernel, see demix/offline.toml;
-                              #   MSST families: chunk_size, num_overlap, batch_size,
-                              #   Roformers also zero_dc)
+    family = "demucs"         # optional where it can be told (below); obeyed where given
+    shifts = 1                # the family's options (demix/families.py: each family's
+    overlap = 0.25            #   record lists them with their defaults and checks)
     compute = "bf16"          # optional: this member's mode, over [separation] compute
-    weights = { bass = 0.9, drums = 0.9, other = 0.8, vocals = 0.8 }   # or one number
+    shares = { bass = 0.9, drums = 0.9, other = 0.8, vocals = 0.8 }   # or one number
 
-``family`` is read from the model where it can be: official names, Demucs
-``.th``/``.yaml``, Spleeter folders (``.ckpt`` files, no YAML), MSST models (a
-folder with a YAML and a ``.ckpt``, or a ``.ckpt`` with its YAML beside it;
-the family from the YAML's keys, see :mod:`demix.msst_files`), else Open-Unmix
-training folders. It is required only for an MSST YAML that does not say.
+``family``, where the member does not declare one, is the catalogue's for an
+official name, else the one family whose files the path looks like
+(:func:`demix.families.recognise`: Demucs ``.th``/``.yaml``, Open-Unmix
+training folders, Spleeter folders of ``.ckpt`` files, MSST models by their
+YAML's keys); a path that no family or several families could claim is an
+error that says so. A declared family is obeyed: nothing is sniffed.
 
-Weights are per member and per target and are normalised per target over
-the members that estimate that target.
+Shares (``weights`` is their old name, still read) are per member and per
+target and are normalised per target over the members that estimate that
+target; "weights" in code means weight files.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,89 +41,30 @@ from typing import Any
 from . import TARGETS
 from .compute import COMPUTE_MODES
 from .errors import ConfigError, WeightsError
-from .msst_files import MSST_FAMILIES, detect_family, is_msst_model, msst_yaml, read_msst_yaml
+from .families import FAMILIES, family, recognise
+from .options import ALLOW_GLOBALS, Option, check_options, integer, is_number, number, one_of
 from .weights.catalogue import official_families, packaged_models
 
-#: Keys of a ``[[members]]`` table that every family has; the others are the family's options.
-MEMBER_KEYS = ("name", "model", "family", "weights", "compute")
+__all__ = ["ALLOW_GLOBALS", "Config", "DEFAULT_CONFIG", "MemberConfig", "family_options", "load_config"]
+
+#: Keys of a ``[[members]]`` table that every family has; the others are the family's options
+#: (:mod:`demix.families`). ``weights`` is the old name of ``shares``, still read.
+MEMBER_KEYS = ("name", "model", "family", "shares", "weights", "compute")
 
 #: The configuration used when none is given.
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
-FAMILIES = ("demucs", "openunmix", "spleeter") + MSST_FAMILIES
-
-#: The member option that allows its weight files more globals than its family's allowlist
-#: (demix/safe_load.py), for files the user trusts: empty, so nothing more, by default.
-ALLOW_GLOBALS = "allow_globals"
-_GLOBAL_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
-_ALLOW_GLOBALS_OPTION = ([], 'a list of "module.Name" strings', lambda v: isinstance(v, list) and all(
-    isinstance(name, str) and _GLOBAL_NAME.fullmatch(name) for name in v))
-
-#: Per family: option name -> (default, validator description, check).
-_FAMILY_OPTIONS: dict[str, dict[str, tuple[Any, str, Any]]] = {
-    "demucs": {
-        "shifts": (1, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-        "overlap": (0.25, "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
-        "segment_batch": (1, "an integer >= 1",
-                          lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
-        ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
-    },
-    "openunmix": {
-        "niter": (0, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-        ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
-    },
-    # demix/members/spleeter.py. The HPSS defaults were chosen by the global SDR on the two real
-    # excerpts (mean over both; every figure is in demix/offline.toml): percussive kernel 7 bins
-    # (5.75 dB; 11: 5.47, 31: 4.84), harmonic kernel 31 frames (17: 5.71, 61: 5.68), bass below
-    # 300 Hz (5.81 dB; 180 Hz: 5.75, 120 Hz: 4.67; a bumpy plateau up to 1000 Hz).
-    "spleeter": {
-        "four_stems": (True, "true or false", lambda v: isinstance(v, bool)),
-        "bass_cutoff_hz": (300.0, "a number in (0, 22050)", lambda v: _is_number(v) and 0 < v < 22050),
-        "harmonic_kernel": (31, "an integer >= 1",
-                            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
-        "percussive_kernel": (7, "an integer >= 1",
-                              lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
-        ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
-    },
-}
-
-
-def _from_yaml_or(check):
-    """0 means: as the model's YAML says."""
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or check(v))
-
-
-# demix/members/msst.py. The inference settings default to the model's YAML (0): chunk_size is
-# audio.chunk_size (or inference.chunk_size), num_overlap and batch_size are inference's, as msst's
-# demix reads them. zero_dc (the Roformers only) zeroes the DC bin of every output STFT; "yaml" keeps what
-# the YAML's model section says, else the class default (true), which is what msst's own inference
-# runs the published YAMLs with (none of them sets it); false is the class as the published
-# checkpoints were scored with, before msst added the option (2025-09).
-_MSST_OPTIONS: dict[str, tuple[Any, str, Any]] = {
-    "chunk_size": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
-    "num_overlap": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
-    "batch_size": (0, "an integer >= 1 (0: the YAML's)", _from_yaml_or(lambda v: v >= 1)),
-    ALLOW_GLOBALS: _ALLOW_GLOBALS_OPTION,
-}
-_ROFORMER_OPTIONS = dict(_MSST_OPTIONS, zero_dc=("yaml", 'true, false or "yaml"', lambda v: isinstance(v, bool) or v == "yaml"))
-_FAMILY_OPTIONS.update({"bs_roformer": _ROFORMER_OPTIONS, "mel_band_roformer": _ROFORMER_OPTIONS,
-                        "scnet": _MSST_OPTIONS, "mdx23c": _MSST_OPTIONS})
-
-_SEPARATION_KEYS: dict[str, tuple[Any, str, Any]] = {
-    "block_seconds": (60.0, "a number >= 5", lambda v: _is_number(v) and v >= 5),
-    "overlap_seconds": (1.0, "a number >= 0", lambda v: _is_number(v) and v >= 0),
-    "wiener_iterations": (1, "an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-    "seed": (0, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "compute": ("compiled", f"one of {', '.join(COMPUTE_MODES)}", lambda v: v in COMPUTE_MODES),
+_SEPARATION_KEYS: dict[str, Option] = {
+    "block_seconds": number(60.0, 5),
+    "overlap_seconds": number(1.0, 0),
+    "wiener_iterations": integer(1, at_least=0),
+    "seed": integer(0),
+    "compute": one_of("compiled", *COMPUTE_MODES),
 }
 
 
 #: The ``[separation]`` defaults, as the schema above gives them.
-SEPARATION_DEFAULTS: dict[str, Any] = {key: default for key, (default, _, _) in _SEPARATION_KEYS.items()}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+SEPARATION_DEFAULTS: dict[str, Any] = {key: option.default for key, option in _SEPARATION_KEYS.items()}
 
 
 @dataclass(frozen=True)
@@ -134,7 +73,7 @@ class MemberConfig:
     family: str
     #: An official model name, or an absolute path to user-trained weights.
     model: str
-    #: Its share of each target's blend, raw (the TOML's ``weights``, normalised per target
+    #: Its share of each target's blend, raw (the TOML's ``shares``, normalised per target
     #: over the members that estimate it); "weights" in code means weight files.
     shares: dict[str, float]
     options: dict[str, Any] = field(default_factory=dict)
@@ -178,19 +117,19 @@ def separation_settings(given: dict[str, Any], where: str) -> dict[str, Any]:
     return _checked_with_defaults(given, _SEPARATION_KEYS, where, "separation")
 
 
-def family_options(family: str, given: dict[str, Any], where: str) -> dict[str, Any]:
+def family_options(family_name: str, given: dict[str, Any], where: str) -> dict[str, Any]:
     """A member's ``given`` options checked as a config's are, the schema's
     default for each one not given: what a member built without a config
-    (``DemucsMember.from_file(name, path)``) runs with. ``where`` names the
+    (``DemucsMember.from_path(name, path)``) runs with. ``where`` names the
     model in errors."""
-    return _checked_with_defaults(given, _FAMILY_OPTIONS[family], where, "options")
+    return _checked_with_defaults(given, family(family_name, where).options, where, "options")
 
 
 def _checked_with_defaults(given: dict[str, Any], spec: dict, where: str, section: str) -> dict[str, Any]:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {message}")
 
-    return _check_options(given, spec, section, fail)
+    return check_options(given, spec, section, fail)
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -217,7 +156,7 @@ def parse_config(data: dict, path: Path) -> Config:
     separation = data.get("separation", {})
     if not isinstance(separation, dict):
         raise fail("separation", "must be a table")
-    settings = _check_options(separation, _SEPARATION_KEYS, "separation", fail)
+    settings = check_options(separation, _SEPARATION_KEYS, "separation", fail)
     if settings["overlap_seconds"] * 2 > settings["block_seconds"]:
         raise fail("separation.overlap_seconds", "must be at most half of block_seconds")
 
@@ -240,20 +179,17 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise fail(f"{where}.model", "required: an official model name or a path to weights")
+    declared = raw.get("family")
+    if declared is not None and declared not in FAMILIES:
+        raise fail(f"{where}.family", f"{declared!r} is not a model family demix runs; one of {', '.join(FAMILIES)}")
     official = {**official_families(), **{name: packaged.family for name, packaged in packaged_models().items()}}
     if model in official:
-        family = official[model]
-        resolved = model
+        if declared is not None and declared != official[model]:
+            raise fail(f"{where}.family", f"{model!r} is a {official[model]} model")
+        family_name, resolved = official[model], model
     elif "/" in model or model.startswith(".") or model.endswith((".th", ".yaml", ".ckpt")):
         resolved_path = (base / model).resolve()
-        if resolved_path.suffix in (".th", ".yaml"):
-            family = "demucs"
-        elif is_msst_model(resolved_path):
-            family = _msst_family(resolved_path, raw.get("family"), where, fail)
-        elif resolved_path.is_dir() and any(resolved_path.glob("*.ckpt")):
-            family = "spleeter"  # a folder of converted Spleeter checkpoints, <source>.ckpt
-        else:
-            family = "openunmix"
+        family_name = declared or _recognised(resolved_path, f"{where}.model", fail)
         resolved = str(resolved_path)
     else:
         raise fail(
@@ -261,46 +197,37 @@ def _parse_member(raw: Any, where: str, base: Path, fail) -> MemberConfig:
             f"{model!r} is neither an official name ({', '.join(sorted(official))}) nor a path "
             "(write ./NAME for a folder or file beside the config)",
         )
-    declared = raw.get("family", family)
-    if declared not in FAMILIES:
-        raise fail(f"{where}.family", f"must be one of {', '.join(FAMILIES)}")
-    if declared != family and model in official:
-        raise fail(f"{where}.family", f"{model!r} is a {family} model")
-    family = declared
     name = raw.get("name", model if model in official else Path(model).stem)
     if not isinstance(name, str) or not name:
         raise fail(f"{where}.name", "must be a non-empty string")
 
-    shares = _parse_shares(raw.get("weights", 1.0), f"{where}.weights", fail)
+    if "shares" in raw and "weights" in raw:
+        raise fail(f"{where}.weights", "is the old name of shares: give one of them")
+    shares_key = "weights" if "weights" in raw else "shares"
+    shares = _parse_shares(raw.get(shares_key, 1.0), f"{where}.{shares_key}", fail)
     compute = raw.get("compute")
     if compute is not None and compute not in COMPUTE_MODES:
         raise fail(f"{where}.compute", f"must be one of {', '.join(COMPUTE_MODES)}, got {compute!r}")
     options_raw = {key: value for key, value in raw.items() if key not in MEMBER_KEYS}
-    options = _check_options(options_raw, _FAMILY_OPTIONS[family], where, fail)
-    return MemberConfig(name=name, family=family, model=resolved, shares=shares, options=options, compute=compute)
+    options = check_options(options_raw, FAMILIES[family_name].options, where, fail)
+    return MemberConfig(name=name, family=family_name, model=resolved, shares=shares, options=options,
+                        compute=compute)
 
 
-def _msst_family(path: Path, declared: Any, where: str, fail) -> str:
-    """The family an MSST model's YAML describes (demix.msst_files.detect_family);
-    ``family`` in the config is needed only where the YAML's keys do not say."""
+def _recognised(path: Path, where: str, fail) -> str:
+    """The family whose files ``path`` looks like (:func:`demix.families.recognise`),
+    for a member that declares none."""
     try:
-        detected = detect_family(read_msst_yaml(msst_yaml(path)), path)
-    except WeightsError as error:
-        if declared in MSST_FAMILIES:
-            return declared  # a missing or broken file is reported when the member loads
-        raise fail(f"{where}.model", f"cannot read the MSST YAML that tells the model family: {error} "
-                   f"(or set family = one of {', '.join(MSST_FAMILIES)}, and the files are checked "
-                   "when the member loads)") from None
-    if detected is None and declared not in MSST_FAMILIES:
-        raise fail(f"{where}.family", f"required for {path}: its YAML's model section does not say which "
-                   f"MSST family it is; set family = one of {', '.join(MSST_FAMILIES)}")
-    if detected is not None and declared is not None and declared != detected:
-        raise fail(f"{where}.family", f"{declared!r}, but the YAML of {path} describes a {detected} model")
-    return detected or declared
+        return recognise(path)
+    except ConfigError as error:
+        raise fail(where, str(error)) from None
+    except WeightsError as error:  # an MSST layout whose YAML cannot be read
+        raise fail(where, f"cannot read the MSST YAML that tells the model family: {error} (or set family = "
+                   f"the one it is, and the files are checked when the member loads)") from None
 
 
 def _parse_shares(raw: Any, where: str, fail) -> dict[str, float]:
-    if _is_number(raw):
+    if is_number(raw):
         raw = {target: raw for target in TARGETS}
     if not isinstance(raw, dict):
         raise fail(where, "must be a number or a table of per-target numbers")
@@ -310,23 +237,10 @@ def _parse_shares(raw: Any, where: str, fail) -> dict[str, float]:
     shares = {}
     for target in TARGETS:
         value = raw.get(target, 0.0)
-        if not _is_number(value) or value < 0:
+        if not is_number(value) or value < 0:
             raise fail(f"{where}.{target}", f"must be a number >= 0, got {value!r}")
         shares[target] = float(value)
     return shares
-
-
-def _check_options(raw: dict, spec: dict, where: str, fail) -> dict[str, Any]:
-    unknown = set(raw) - set(spec)
-    if unknown:
-        raise fail(where, f"unknown keys {sorted(unknown)} (allowed: {', '.join(sorted(spec))})")
-    values = {}
-    for key, (default, description, check) in spec.items():
-        value = raw.get(key, default)
-        if not check(value):
-            raise fail(f"{where}.{key}", f"must be {description}, got {value!r}")
-        values[key] = value
-    return values
 
 
 def config_to_toml(config: Config, header: str = "") -> str:
@@ -350,6 +264,6 @@ def config_to_toml(config: Config, header: str = "") -> str:
             lines.append(f"compute = {value(member.compute)}")
         lines += [f"{key} = {value(option)}" for key, option in member.options.items()]
         # repr: the shortest text that reads back as the same float, so a tuned config is the one scored
-        weights = ", ".join(f"{target} = {value(float(member.shares[target]))}" for target in TARGETS)
-        lines.append(f"weights = {{ {weights} }}")
+        shares = ", ".join(f"{target} = {value(float(member.shares[target]))}" for target in TARGETS)
+        lines.append(f"shares = {{ {shares} }}")
     return "\n".join(lines) + "\n"

@@ -240,9 +240,12 @@ class Ensemble:
         """Human-readable lines: members, their weight files, the blend."""
         lines = []
         for member in self.members:
-            lines.append(f"member {member.name}: {member.source} (targets: {', '.join(member.targets)})")
+            lines.append(f"member {member.name}: {member.origin} (targets: {', '.join(member.targets)})")
             mode = self.member_compute[member.name]
             how = member.compute_description
+            if mode not in member.supported_compute:
+                how = (f"runs eager float32: {mode} changes nothing for this family (it supports "
+                       f"{', '.join(member.supported_compute)})")
             if mode != self.compute or how:
                 lines.append(f"  compute {mode}" + (f": {how}" if how else ""))
         lines.append("blend shares (normalised per target):")

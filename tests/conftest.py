@@ -376,7 +376,7 @@ def msst_config_dict(yaml_text: str, folder: Path):
     through folder/reference.yaml and demix's safe reader."""
     from ml_collections import ConfigDict
 
-    from demix.msst_files import read_msst_yaml
+    from demix.members.msst_files import read_msst_yaml
 
     path = folder / "reference.yaml"
     path.write_text(yaml_text)

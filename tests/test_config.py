@@ -44,10 +44,22 @@ def test_errors_name_the_file_and_the_key(tmp_path, text, where):
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path):
+    (tmp_path / "my_umx").mkdir()
+    (tmp_path / "my_umx" / "vocals.json").write_text("{}")
     path = _write(tmp_path, "[[members]]\nmodel = './my_umx'\n[[members]]\nmodel = 'sub/model.th'\nweights = 2\n")
     config = load_config(path)
     assert config.members[0].model == str(tmp_path / "my_umx") and config.members[0].family == "openunmix"
     assert config.members[1].family == "demucs" and config.members[1].shares == dict.fromkeys(TARGETS, 2.0)
+
+
+def test_a_path_no_family_recognises_is_an_error_unless_the_family_is_declared(tmp_path):
+    """Nothing is assumed: a folder that is not there is not an Open-Unmix one by default."""
+    path = _write(tmp_path, "[[members]]\nmodel = './not_trained_yet'\n")
+    with pytest.raises(ConfigError, match=r"members\[0\]\.model: .*not_trained_yet does not exist, so its "
+                                          r"family cannot be told .*set family = one of demucs, openunmix"):
+        load_config(path)
+    declared = load_config(_write(tmp_path, "[[members]]\nmodel = './not_trained_yet'\nfamily = 'openunmix'\n"))
+    assert declared.members[0].family == "openunmix"
 
 
 def test_missing_config_file(tmp_path):

@@ -20,7 +20,7 @@ class KnownMember(Member):
     """A member that returns given stems (whole track: use one block)."""
 
     def __init__(self, name, stems: dict[str, torch.Tensor]):
-        self.name, self.sample_rate, self.source = name, SAMPLE_RATE, "test"
+        self.name, self.sample_rate, self.origin = name, SAMPLE_RATE, "test"
         self.stems = stems
         self.targets = tuple(stems)
 
@@ -35,7 +35,7 @@ class FractionMember(Member):
     """A linear member: each target is a fixed fraction of the mixture."""
 
     def __init__(self, name, fractions: dict[str, float]):
-        self.name, self.sample_rate, self.source = name, SAMPLE_RATE, "test"
+        self.name, self.sample_rate, self.origin = name, SAMPLE_RATE, "test"
         self.fractions = fractions
         self.targets = tuple(fractions)
 

@@ -60,7 +60,7 @@ def demucs_reference(repo, signature, mix, shifts, overlap, seed=0) -> dict[str,
 ])
 def test_demucs_member_equals_demucs_api_per_source(tmp_path, mix, sources):
     path = save_demucs_package(tiny_htdemucs(sources, seed=3), tmp_path / "cafe0001.th")
-    member = DemucsMember.from_file("d", path, shifts=1, overlap=0.25, seed=0)
+    member = DemucsMember.from_path("d", path, shifts=1, overlap=0.25, seed=0)
     ours = member.separate(mix)
     reference = demucs_reference(tmp_path, "cafe0001", mix, shifts=1, overlap=0.25)
     assert set(ours) == set(TARGETS)
@@ -72,7 +72,7 @@ def test_demucs_member_equals_demucs_api_per_source(tmp_path, mix, sources):
 def test_six_source_demucs_folds_its_extra_sources_into_other(tmp_path, mix):
     sources = ("drums", "bass", "other", "vocals", "guitar", "piano")
     path = save_demucs_package(tiny_htdemucs(sources, seed=4), tmp_path / "cafe0006.th")
-    ours = DemucsMember.from_file("d6", path, shifts=1, overlap=0.25, seed=0).separate(mix)
+    ours = DemucsMember.from_path("d6", path, shifts=1, overlap=0.25, seed=0).separate(mix)
     reference = demucs_reference(tmp_path, "cafe0006", mix, shifts=1, overlap=0.25)
     expected = {target: reference[target] for target in ("drums", "bass", "vocals")}
     expected["other"] = reference["other"] + reference["guitar"] + reference["piano"]
@@ -87,7 +87,7 @@ def test_openunmix_member_equals_openunmix_separator_per_target(tmp_path, mix, t
     from openunmix.utils import load_separator
 
     folder = tiny_openunmix_folder(tmp_path / "umx", targets=targets, seed=5)
-    member = OpenUnmixMember.from_training_folder("u", folder, niter=1)
+    member = OpenUnmixMember.from_path("u", folder, niter=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         separator = load_separator(str(folder), targets=list(targets), niter=1, device="cpu",
@@ -116,7 +116,7 @@ def test_demucs_in_blocks_normalises_by_the_whole_song_as_demucs_api_does(tmp_pa
     mix = torch.from_numpy(track[1]["mixture"]).tile(1, 4)[:, : 24 * rate].contiguous()
     mix[:, : 10 * rate] = 0.1 * mix[:, : 10 * rate] + 0.05
     path = save_demucs_package(tiny_htdemucs(("drums", "bass", "other", "vocals"), seed=3), tmp_path / "cafe0001.th")
-    member = DemucsMember.from_file("d", path, shifts=0, overlap=0.25, seed=0)
+    member = DemucsMember.from_path("d", path, shifts=0, overlap=0.25, seed=0)
     ensemble = Ensemble([member], {"d": dict.fromkeys(TARGETS, 1.0)}, wiener_iterations=0,
                         block_seconds=12, overlap_seconds=3, compute="eager")
     plan = list(BlockPlan(mix.shape[-1], ensemble.block, ensemble.overlap))

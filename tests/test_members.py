@@ -30,27 +30,27 @@ def _check_output(outputs, mix, targets=TARGETS):
 
 
 def test_openunmix_training_folder(user_models, mix):
-    member = OpenUnmixMember.from_training_folder("umx", user_models["umx"], niter=1)
+    member = OpenUnmixMember.from_path("umx", user_models["umx"], niter=1)
     _check_output(member.separate(mix), mix)
 
 
 def test_openunmix_folder_without_separator_json_and_with_one_target(tmp_path, mix):
     folder = tiny_openunmix_folder(tmp_path / "vocals_only", targets=("vocals",), with_separator_json=False)
-    member = OpenUnmixMember.from_training_folder("v", folder, niter=0)
+    member = OpenUnmixMember.from_path("v", folder, niter=0)
     assert member.targets == ("vocals",)
     _check_output(member.separate(mix), mix, targets=("vocals",))
 
 
 def test_openunmix_folder_problems_are_named(tmp_path):
     with pytest.raises(WeightsError, match="folder not found"):
-        OpenUnmixMember.from_training_folder("x", tmp_path / "absent", niter=0)
+        OpenUnmixMember.from_path("x", tmp_path / "absent", niter=0)
     (tmp_path / "empty").mkdir()
     with pytest.raises(WeightsError, match="no Open-Unmix target model here"):
-        OpenUnmixMember.from_training_folder("x", tmp_path / "empty", niter=0)
+        OpenUnmixMember.from_path("x", tmp_path / "empty", niter=0)
     broken = tiny_openunmix_folder(tmp_path / "broken", targets=("bass",))
     (broken / "bass.pth").write_bytes(b"garbage")
     with pytest.raises(WeightsError, match=r"broken: not a loadable Open-Unmix model folder"):
-        OpenUnmixMember.from_training_folder("x", broken, niter=0)
+        OpenUnmixMember.from_path("x", broken, niter=0)
 
 
 def _umxhq_layout(models_dir, seed=0) -> ModelWeights:
@@ -82,7 +82,7 @@ def _flip_a_byte(path):
 
 def test_official_umxhq_loads_from_the_models_folder_and_a_flipped_byte_is_refused(tmp_path, mix):
     row = _umxhq_layout(tmp_path)
-    member = OpenUnmixMember.from_catalogue("umxhq", row, tmp_path, niter=0)
+    member = OpenUnmixMember.from_official("umxhq", row, tmp_path, niter=0)
     assert member.targets == ("vocals", "drums", "bass", "other")
     outputs = member.separate(mix)
     assert set(outputs) == set(TARGETS)
@@ -91,7 +91,7 @@ def test_official_umxhq_loads_from_the_models_folder_and_a_flipped_byte_is_refus
     _flip_a_byte(vocals)
     assert torch.load(vocals, weights_only=True).keys() == member.separator.target_models["vocals"].state_dict().keys()
     with pytest.raises(WeightsError) as error:
-        OpenUnmixMember.from_catalogue("umxhq", row, tmp_path, niter=0)
+        OpenUnmixMember.from_official("umxhq", row, tmp_path, niter=0)
     assert f"weight file {row.files[3].path} of model 'umxhq' is damaged (its sha256 starts " in str(error.value)
     assert "python -m demix weights fetch umxhq" in str(error.value)
 
@@ -151,24 +151,24 @@ def test_damaged_official_file(tmp_path):
     path = tmp_path / row.files[0].path
     path.write_bytes(path.read_bytes()[:1000])  # a download cut short
     with pytest.raises(WeightsError, match=f"{row.files[0].path} of model 'umxhq' is damaged"):
-        OpenUnmixMember.from_catalogue("umxhq", row, tmp_path, niter=0)
+        OpenUnmixMember.from_official("umxhq", row, tmp_path, niter=0)
 
 
 def test_demucs_user_package(user_models, mix):
-    member = DemucsMember.from_file("d", user_models["demucs"])
+    member = DemucsMember.from_path("d", user_models["demucs"])
     assert member.block_multiple == int(0.75 * 4 * SAMPLE_RATE)
     _check_output(member.separate(mix), mix)
 
 
 def test_demucs_bag_yaml(user_models, mix):
-    member = DemucsMember.from_file("bag", user_models["bag"])
+    member = DemucsMember.from_path("bag", user_models["bag"])
     assert len(member.model.models) == 2
     _check_output(member.separate(mix), mix)
 
 
 def test_demucs_six_sources_fold_into_other(tmp_path, mix):
     model = tiny_demucs_model(sources=("drums", "bass", "other", "vocals", "guitar", "piano"))
-    member = DemucsMember.from_file("six", save_demucs_package(model, tmp_path / "six.th"))
+    member = DemucsMember.from_path("six", save_demucs_package(model, tmp_path / "six.th"))
     assert member.targets == TARGETS
     _check_output(member.separate(mix), mix)
 
@@ -205,7 +205,7 @@ def test_demucs_garbage_package(tmp_path):
     path = tmp_path / "broken.th"
     path.write_bytes(b"not a torch file")
     with pytest.raises(WeightsError, match="broken.th: not a loadable Demucs model package"):
-        DemucsMember.from_file("x", path)
+        DemucsMember.from_path("x", path)
 
 
 LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
@@ -243,8 +243,8 @@ def test_batched_segments_give_the_same_stems(user_models, track, model):
     bag and the overlap weights stay apply_model's. Without random shifts (see below) the
     stems are the same."""
     mix = torch.from_numpy(track[1]["mixture"])  # 6 s or more: 4 s segments every 3 s, the last one short
-    one = DemucsMember.from_file("one", user_models[model], shifts=0).separate(mix)
-    batched = DemucsMember.from_file("batched", user_models[model], shifts=0, segment_batch=3).separate(mix)
+    one = DemucsMember.from_path("one", user_models[model], shifts=0).separate(mix)
+    batched = DemucsMember.from_path("batched", user_models[model], shifts=0, segment_batch=3).separate(mix)
     assert one.keys() == batched.keys()
     for target in one:
         assert torch.max(torch.abs(one[target] - batched[target])) <= 1e-5, target
@@ -255,6 +255,6 @@ def test_batched_segments_with_several_shifts_stay_deterministic(user_models, tr
     """HTDemucs' transformer draws from `random` once per forward pass, so fewer, batched
     passes change the random shifts drawn after the first: other shifts, the same on every run."""
     mix = torch.from_numpy(track[1]["mixture"])
-    runs = [DemucsMember.from_file("b", user_models["demucs"], shifts=2, segment_batch=3).separate(mix)
+    runs = [DemucsMember.from_path("b", user_models["demucs"], shifts=2, segment_batch=3).separate(mix)
             for _ in range(2)]
     assert all(torch.equal(runs[0][target], runs[1][target]) for target in runs[0])

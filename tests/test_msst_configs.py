@@ -16,7 +16,8 @@ import torch
 from ml_collections import ConfigDict
 
 from demix.members.msst import build_model
-from demix.msst_files import detect_family, read_msst_yaml
+from demix.families import yaml_model_type
+from demix.members.msst_files import read_msst_yaml
 from demix.weights.catalogue import MSST_CONFIGS, official_models
 
 MSST_MODELS = {name: model for name, model in official_models().items()
@@ -36,6 +37,7 @@ TENSORS = {
     "mel_band_roformer_kj": 684,
     "scnet_small": 372,
     "bs_roformer_viperx_ep317": 699,
+    "scnet_tran_small": 397,
 }
 #: Float32 bytes of the state dict where no checkpoint size is published: measured when the YAML
 #: was added (msst 0.1.0), the same kind of guard.
@@ -47,6 +49,7 @@ MEASURED_TENSOR_BYTES = {
     "mel_band_roformer_kj": 912_812_688,
     "scnet_small": 42_315_072,
     "bs_roformer_viperx_ep317": 639_035_184,
+    "scnet_tran_small": 41_521_408,
 }
 #: What torch.save adds to the tensors' bytes (zip entries, the pickled names and storages), per
 #: tensor, at most. Measured: the published BS-RoFormer ep_17 file is 527,385,512 bytes and its
@@ -60,7 +63,7 @@ def meta_state(name: str) -> dict[str, torch.Tensor]:
     path = MSST_CONFIGS / f"{name}.yaml"
     data = read_msst_yaml(path)
     with torch.device("meta"):
-        model = build_model(detect_family(data, path), ConfigDict(data), path)
+        model = build_model(yaml_model_type(data, path), ConfigDict(data), path)
     return model.state_dict()
 
 
@@ -73,7 +76,7 @@ def test_every_shipped_yaml_is_catalogued_with_its_family():
     assert shipped == sorted(MSST_MODELS) == sorted(TENSORS)
     for name, model in MSST_MODELS.items():
         path = model.files[0].bundled
-        assert detect_family(read_msst_yaml(path), path) == model.family, name
+        assert yaml_model_type(read_msst_yaml(path), path) == model.family, name
         assert "Copied from ZFTurbo/Music-Source-Separation-Training" in path.read_text(), name
 
 

@@ -70,7 +70,7 @@ def test_the_payload_is_live(payload_package):
 def test_a_package_that_would_run_code_is_refused(payload_package, which):
     path, bag, marker = payload_package
     with pytest.raises(UnsafeWeightsError) as error:
-        DemucsMember.from_file("shared", bag if which == "bag" else path)
+        DemucsMember.from_path("shared", bag if which == "bag" else path)
     message = str(error.value)
     assert str(path) in message and "posix.system" in message
     assert 'allow_globals = ["posix.system"]' in message and "'shared'" in message
@@ -93,7 +93,7 @@ def test_an_open_unmix_state_that_would_run_code_is_refused(tmp_path):
     state["extra"] = ShellPayload(tmp_path / "pwned")
     torch.save(state, folder / "vocals.pth")
     with pytest.raises(UnsafeWeightsError, match="posix.system") as error:
-        OpenUnmixMember.from_training_folder("umx", folder, niter=0)
+        OpenUnmixMember.from_path("umx", folder, niter=0)
     assert str(folder / "vocals.pth") in str(error.value)
     assert not (tmp_path / "pwned").exists()
 
@@ -115,20 +115,20 @@ def test_what_demucs_training_writes_loads(tmp_path):
     (path,) = tmp_path.glob("cafe0042-*.th")
     expected = {name: value.half().float() for name, value in model.state_dict().items()}
 
-    loaded = DemucsMember.from_file("trained", path).model
+    loaded = DemucsMember.from_path("trained", path).model
     assert loaded.segment == fractions.Fraction(39, 10)
     assert all(torch.equal(value, expected[name]) for name, value in loaded.state_dict().items())
 
     bag = tmp_path / "mine.yaml"
     bag.write_text("models: ['cafe0042']\nsegment: 3\n")
-    in_bag = DemucsMember.from_file("trained", bag).model.models[0]
+    in_bag = DemucsMember.from_path("trained", bag).model.models[0]
     assert all(torch.equal(value, expected[name]) for name, value in in_bag.state_dict().items())
 
     data = bytearray(path.read_bytes())  # its checksum is still verified
     data[-100] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="damaged"):
-        DemucsMember.from_file("trained", bag)
+        DemucsMember.from_path("trained", bag)
 
 
 def test_a_user_may_allow_globals_they_trust(tmp_path):

@@ -400,7 +400,7 @@ def test_the_folder_has_open_unmix_layout_options_log_and_curve(trained):
     assert record["epochs_trained"] == 3 and len(record["valid_loss_history"]) == 3
     assert (trained / files.CURVE).read_bytes().startswith(b"\x89PNG")
     separator = load_separator(str(trained), targets=list(TARGETS), niter=0)
-    member = OpenUnmixMember.from_training_folder("mine", trained, niter=0)
+    member = OpenUnmixMember.from_path("mine", trained, niter=0)
     saved = torch.load(trained / "vocals.pth", weights_only=True)
     for loaded in (separator.target_models["vocals"], member.separator.target_models["vocals"]):
         assert all(torch.equal(loaded.state_dict()[key], value) for key, value in saved.items())

@@ -118,7 +118,7 @@ def starting_models(options: FitOptions, models_dir: Path) -> tuple[dict[str, Op
                              "or a folder)")
         member = OpenUnmixMember.from_official("start", name, models_dir, niter=0)
     elif Path(name).is_dir():
-        member = OpenUnmixMember.from_training_folder("start", Path(name), niter=0)
+        member = OpenUnmixMember.from_path("start", Path(name), niter=0)
     else:
         raise DemixError(f"--model {name}: neither an official Open-Unmix model (umxhq, umxl) nor a model folder")
     separator = member.separator
@@ -134,7 +134,7 @@ def starting_models(options: FitOptions, models_dir: Path) -> tuple[dict[str, Op
         sample_rate=float(separator.sample_rate),
     )
     _refuse_other_architecture(options, architecture, name)
-    return models, architecture, member.source
+    return models, architecture, member.origin
 
 
 def _refuse_other_architecture(options: FitOptions, architecture: Architecture, name: str) -> None:

@@ -40,11 +40,9 @@ from ..weights.catalogue import fetch_command, get_official
 from ..weights.integrity import problem_of, require_intact
 from ..weights.member_files import user_model_files
 from .base import Member
+from .networks import compile_network, uncompile_network
 from .segment_batches import SegmentBatcher
-
-#: The target that absorbs sources a model has beyond the four (htdemucs_6s:
-#: guitar, piano), so that the four stems still sum to the mixture.
-CATCH_ALL_TARGET = "other"
+from .stems import CATCH_ALL_TARGET, fold_stems, unheld_stems
 
 #: What a Demucs package is called in messages.
 PACKAGE = "Demucs model package"
@@ -157,12 +155,14 @@ def demucs_options(options: dict, where: str) -> tuple[list[str], dict]:
 
 
 class DemucsMember(Member):
-    def __init__(self, name: str, model, source: str, **options):
+    family = "demucs"
+
+    def __init__(self, name: str, model, origin: str, **options):
         """``model``: a Demucs model or bag; ``options``: as :func:`demucs_options` takes them."""
-        _, options = demucs_options(options, source)
+        _, options = demucs_options(options, origin)
         self.name = name
         self.model = model.eval()
-        self.source = source
+        self.origin = origin
         self.shifts = options["shifts"]
         self.overlap = options["overlap"]
         #: Segments per forward pass (demix.members.segment_batches); 1 is apply_model's own loop.
@@ -170,13 +170,10 @@ class DemucsMember(Member):
         self.seed = options["seed"]
         self.sample_rate = int(model.samplerate)
         self.compute = "eager"
-        known = [source_name for source_name in model.sources if source_name in TARGETS]
-        extra = [source_name for source_name in model.sources if source_name not in TARGETS]
-        if extra and CATCH_ALL_TARGET not in known:
-            raise WeightsError(
-                f"{source}: model sources {model.sources} have no {CATCH_ALL_TARGET!r} to hold {extra}"
-            )
-        self.targets = tuple(target for target in TARGETS if target in known)
+        unheld = unheld_stems(model.sources)
+        if unheld:
+            raise WeightsError(f"{origin}: model sources {model.sources} have no {CATCH_ALL_TARGET!r} to hold {unheld}")
+        self.targets = tuple(target for target in TARGETS if target in model.sources)
 
     @classmethod
     def from_official(cls, name: str, model_name: str, models_dir: Path, **options) -> "DemucsMember":
@@ -199,7 +196,7 @@ class DemucsMember(Member):
         return cls(name, model, f"{model_name} from {repo}", **options)
 
     @classmethod
-    def from_file(cls, name: str, path: Path, **options) -> "DemucsMember":
+    def from_path(cls, name: str, path: Path, **options) -> "DemucsMember":
         """A ``.th`` package as Demucs' training saves it, or a bag ``.yaml``.
         ``options``: as :func:`demucs_options` takes them."""
         path = Path(path)
@@ -211,6 +208,11 @@ class DemucsMember(Member):
         else:
             model = load_package(path, allow_globals, name)
         return cls(name, model, f"Demucs {path}", **options)
+
+    @classmethod
+    def config_options(cls, config, seed: int) -> dict:
+        """The config's options and its ``[separation]`` seed (the shift trick's)."""
+        return dict(config.options, seed=seed)
 
     @property
     def segment_model(self):
@@ -229,18 +231,18 @@ class DemucsMember(Member):
 
     def set_compute(self, mode: str) -> None:
         """``compiled``, ``bf16`` and ``fp16`` compile each network in place
-        (Module.compile keeps its class, which apply_model checks); ``bf16``
+        (demix.members.networks: the class stays, which apply_model checks); ``bf16``
         and ``fp16`` also run it under autocast to that dtype."""
         self.compute = mode
         if mode in COMPILED_MODES:
             for network in self.networks:
-                network.compile()
+                compile_network(network)
         else:
             self.disable_compile()
 
     def disable_compile(self) -> None:
         for network in self.networks:
-            network._compiled_call_impl = None  # how nn.Module.compile is undone
+            uncompile_network(network)
 
     needs_song_statistics = True
 
@@ -265,11 +267,7 @@ class DemucsMember(Member):
         finally:
             random.setstate(saved_state)
         estimates = (estimates.float() * std + mean).expand(-1, mix.shape[0], -1)
-        outputs = {target: None for target in self.targets}
-        for index, source_name in enumerate(self.model.sources):
-            target = source_name if source_name in TARGETS else CATCH_ALL_TARGET
-            outputs[target] = estimates[index] if outputs[target] is None else outputs[target] + estimates[index]
-        return outputs
+        return fold_stems(dict(zip(self.model.sources, estimates)))
 
     def to(self, device: torch.device) -> "DemucsMember":
         self.model.to(device)

@@ -2,7 +2,7 @@
 MSST (ZFTurbo's Music-Source-Separation-Training) trains and publishes them,
 run with the ``msst`` package's own classes and chunked inference.
 
-Files (:mod:`demix.msst_files`): the training YAML and the ``.ckpt``. The
+Files (:mod:`demix.members.msst_files`): the training YAML and the ``.ckpt``. The
 YAML is read with a safe loader that knows ``!!python/tuple`` and nothing
 else (never msst's ``yaml.FullLoader`` reader); the checkpoint is opened by
 :func:`demix.safe_load.load_weights` (``weights_only=True``, no globals
@@ -14,8 +14,9 @@ plain state dict, or a training dict with the weights under
 ``load_start_checkpoint`` does. Weights load strictly: a YAML that does not
 describe the checkpoint is an error that says how they disagree.
 
-Model: the class msst's ``build_model_from_config`` builds for the family,
-from the YAML's ``model`` section (MDX23C: from the whole config).
+Model: the class msst's ``get_model_from_config`` builds for the model type,
+as its record in :mod:`demix.families` names it, from the YAML's ``model``
+section (MDX23C: from the whole config).
 
 Inference, per ensemble block: ``msst.utils.model_utils.demix`` (chunks of
 ``chunk_size`` every ``chunk_size // num_overlap`` samples, reflect padding
@@ -54,14 +55,16 @@ import torch
 from .. import TARGETS
 from ..config import ALLOW_GLOBALS, family_options
 from ..errors import WeightsError, first_line
-from ..msst_files import MSST_FAMILIES, detect_family, msst_files, read_msst_yaml
+from ..families import FAMILIES, MSST_FAMILIES, msst_type_of
 from ..safe_load import UnsafeWeightsError, load_weights
 from ..statistics import SongStatistics
 from ..weights.catalogue import get_official
 from ..weights.integrity import require_intact
 from .base import Member
-from .demucs import CATCH_ALL_TARGET
+from .msst_files import msst_files, read_msst_yaml
 from .msst_runner import ChunkRunner
+from .networks import load_state_strictly
+from .stems import CATCH_ALL_TARGET, fold_stems, target_of
 
 #: What an MSST checkpoint is called in messages.
 CHECKPOINT = "MSST checkpoint"
@@ -69,8 +72,6 @@ CHECKPOINT = "MSST checkpoint"
 STATE_KEYS = ("model_state_dict", "state_dict", "state")
 #: Stem names that mean "everything but vocals": not a MUSDB target, dropped.
 COMPLEMENT_STEMS = ("instrumental", "accompaniment", "no_vocals")
-#: Names shown of each kind of disagreement between a YAML and a checkpoint.
-SHOWN_NAMES = 3
 #: msst normalises a song only where its std is above this (normalize_audio).
 MIN_STD = float(np.finfo(np.float32).eps)
 #: The longest chunk a model may be asked to run at once: longer is a typo, not a setting
@@ -128,7 +129,7 @@ def stem_targets(stems: Sequence[str], where: Path) -> dict[str, str]:
     for stem in stems:
         if stem in COMPLEMENT_STEMS or (stem == "other" and not has_rhythm):
             continue
-        mapping[stem] = stem if stem in TARGETS else CATCH_ALL_TARGET
+        mapping[stem] = target_of(stem)
     extra = [stem for stem, target in mapping.items() if stem != target]
     if extra and "other" not in mapping:
         raise WeightsError(f"{where}: stems {list(stems)} have no 'other' to hold {extra}")
@@ -154,50 +155,19 @@ def _is_state_dict(value: dict) -> bool:
     return bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
 
 
-def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:SHOWN_NAMES])
-    return shown + (", ..." if len(names) > SHOWN_NAMES else "")
-
-
-def load_state_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], checkpoint: Path,
-                        yaml_path: Path) -> None:
-    """``load_state_dict(strict=True)`` with an error that says how the YAML's
-    model and the checkpoint disagree."""
-    expected = model.state_dict()
-    missing = [name for name in expected if name not in state]
-    unexpected = [name for name in state if name not in expected]
-    reshaped = [f"{name} {tuple(state[name].shape)} vs {tuple(tensor.shape)}"
-                for name, tensor in expected.items() if name in state and state[name].shape != tensor.shape]
-    if missing or unexpected or reshaped:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} tensors the YAML's model has are missing ({_names(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} tensors are unexpected ({_names(unexpected)})")
-        if reshaped:
-            parts.append(f"{len(reshaped)} have another shape (checkpoint vs YAML: {_names(reshaped)})")
-        raise WeightsError(f"{checkpoint}: the YAML {yaml_path.name} and this checkpoint disagree: "
-                           + "; ".join(parts) + f". Is {yaml_path.name} the config this checkpoint was trained with?")
-    model.load_state_dict(state, strict=True)
-
-
 def build_model(family: str, config, yaml_path: Path) -> torch.nn.Module:
-    """The class msst's ``build_model_from_config`` builds for ``family``."""
+    """The class msst's ``get_model_from_config`` builds for the model type
+    ``family`` (its :class:`~demix.families.MsstModel` record names it)."""
+    import importlib
+
     from beartype.roar import BeartypeException
 
+    model = FAMILIES[family].msst
+    module_name, class_name = model.model_class.split(":")
     kwargs = dict(config.model)
     try:
-        if family == "bs_roformer":
-            from msst.models.bs_roformer.bs_roformer import BSRoformer
-            return BSRoformer(**kwargs)
-        if family == "mel_band_roformer":
-            from msst.models.bs_roformer.mel_band_roformer import MelBandRoformer
-            return MelBandRoformer(**kwargs)
-        if family == "scnet":
-            from msst.models.scnet import SCNet
-            return SCNet(**kwargs)
-        from msst.models.mdx23c_tfc_tdf_v3 import TFC_TDF_net
-        return TFC_TDF_net(config)
+        model_class = getattr(importlib.import_module(module_name), class_name)
+        return model_class(config) if model.from_whole_config else model_class(**kwargs)
     except BeartypeException as error:
         lists = [key for key, value in kwargs.items() if isinstance(value, list)]
         hint = (f"; model.{', model.'.join(lists)} must be tuples: write them as MSST's YAMLs do, "
@@ -210,7 +180,7 @@ def build_model(family: str, config, yaml_path: Path) -> torch.nn.Module:
 
 
 class MsstMember(Member):
-    def __init__(self, name: str, family: str, model: torch.nn.Module, config, source: str, yaml_path: Path):
+    def __init__(self, name: str, family: str, model: torch.nn.Module, config, origin: str, yaml_path: Path):
         """``config``: the YAML as an ``ml_collections.ConfigDict``, as msst's demix reads it."""
         from msst.utils.model_utils import prefer_target_instrument
 
@@ -218,7 +188,7 @@ class MsstMember(Member):
         self.family = family
         self.model = model.eval()
         self.config = config
-        self.source = source
+        self.origin = origin
         self.device = torch.device("cpu")
         self.sample_rate = int(config.audio.get("sample_rate", 44100))
         if config.audio.get("num_channels", 2) != 2:
@@ -252,12 +222,15 @@ class MsstMember(Member):
 
         yaml_path, checkpoint_path = msst_files(Path(path))
         data = read_msst_yaml(yaml_path)
-        detected = detect_family(data, yaml_path)
-        family = family or detected
+        declared = data["training"].get("model_type")
+        family = family or msst_type_of(path)
         if family not in MSST_FAMILIES:
-            raise WeightsError(f"{yaml_path}: its model section does not say which MSST family it is; "
+            raise WeightsError(f"{yaml_path}: its model section does not say which MSST type it is; "
                                f"set family = one of {', '.join(MSST_FAMILIES)}")
-        if "zero_dc" in options and family not in ("bs_roformer", "mel_band_roformer"):
+        if declared is not None and declared != family:
+            raise WeightsError(f"{yaml_path}: training.model_type is {declared!r}, but the member is a {family} "
+                               "model; which class reads this checkpoint is ambiguous")
+        if "zero_dc" in options and "zero_dc" not in FAMILIES[family].options:
             raise WeightsError(f"{yaml_path}: zero_dc is an option of the Roformers, not of {family}")
         options = family_options(family, options, str(yaml_path))
         allow_globals = options[ALLOW_GLOBALS]
@@ -279,11 +252,14 @@ class MsstMember(Member):
             raise
         except Exception as error:  # torch reports truncation and garbage in many ways
             raise WeightsError(f"{checkpoint_path}: not a loadable {CHECKPOINT} ({first_line(error)})") from None
-        load_state_strictly(model, unwrap_state(loaded, checkpoint_path), checkpoint_path, yaml_path)
+        load_state_strictly(model, unwrap_state(loaded, checkpoint_path), checkpoint_path,
+                            f"the model of {yaml_path.name}",
+                            hint=f"Is {yaml_path.name} the config this checkpoint was trained with?")
         return cls(name, family, model, config, f"MSST {family} {checkpoint_path} with {yaml_path.name}", yaml_path)
 
     @classmethod
-    def from_official(cls, name: str, model_name: str, models_dir: Path, **options) -> "MsstMember":
+    def from_official(cls, name: str, model_name: str, models_dir: Path, family: str | None = None,
+                      **options) -> "MsstMember":
         """One of MSST's published checkpoints (``python -m demix weights list``), from
         ``<models>/msst/<model_name>/`` with the YAML demix ships for it: every file is
         checked first (size, recorded sha256, the shipped YAML), then loaded strictly."""
@@ -293,6 +269,11 @@ class MsstMember(Member):
         require_intact(official, models_dir)
         folder = (Path(models_dir) / official.files[0].path).parent
         return cls.from_path(name, folder, official.family, **options)
+
+    @classmethod
+    def config_options(cls, config, seed: int) -> dict[str, Any]:
+        """The config's options and its family: one member class runs every MSST type."""
+        return dict(config.options, family=config.family)
 
     @property
     def chunk_size(self) -> int:
@@ -329,11 +310,8 @@ class MsstMember(Member):
                 std = 1.0
         model_input = ((mix - mean) / std).float().cpu().numpy()
         stems = demix(self.config, self.runner, model_input, self.device, self.family, pbar=False)
-        outputs: dict[str, torch.Tensor] = {}
-        for stem, target in self.stem_targets.items():
-            estimate = torch.from_numpy(stems[stem] * std + mean).to(mix.device)
-            outputs[target] = estimate if target not in outputs else outputs[target] + estimate
-        return outputs
+        estimates = {stem: torch.from_numpy(stems[stem] * std + mean).to(mix.device) for stem in self.stem_targets}
+        return fold_stems(estimates, self.stem_targets)
 
     def to(self, device: torch.device) -> "MsstMember":
         """Move the model; its compute mode is set again for the new device (compiled: recompiled)."""

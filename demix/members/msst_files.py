@@ -1,10 +1,9 @@
 """MSST (Music-Source-Separation-Training) model files: finding the YAML and
-the checkpoint of a model, reading the YAML safely, and telling from it which
-model family it describes.
+the checkpoint of a model, and reading the YAML safely. Which model type a
+YAML describes is :func:`demix.families.msst_type_of`.
 
-This module is separate from :mod:`demix.members.msst` because
-:mod:`demix.config` needs the family detection, and it must not import the
-members (they import the config). It imports nothing heavier than ``yaml``.
+It imports nothing heavier than ``yaml``: the config reader uses it to tell
+a member's family before any model is built.
 
 An MSST model is two files, as MSST's own inference takes them
 (``--config_path`` and ``--start_check_point``): the training YAML and the
@@ -29,29 +28,13 @@ from typing import Any
 
 import yaml
 
-from .errors import WeightsError, first_line
-
-#: The MSST model families demix can run, by the name MSST's ``--model_type`` uses.
-MSST_FAMILIES = ("bs_roformer", "mel_band_roformer", "scnet", "mdx23c")
+from ..errors import WeightsError, first_line
 
 #: The names a folder's files get first when it holds more than one candidate.
 PREFERRED_YAML = "config.yaml"
 PREFERRED_CHECKPOINT = "model.ckpt"
 YAML_SUFFIXES = (".yaml", ".yml")
 CHECKPOINT_SUFFIX = ".ckpt"
-
-#: Keys of the YAML's ``model`` section that only one family's class takes
-#: (the published configs of each family all carry them). ``scnet`` is
-#: ``msst.models.scnet.SCNet``; the MUSDB config of MSST's unofficial SCNet
-#: (``bandsplit_ratios``, ``n_rnn_layers``) is another class, not supported.
-FAMILY_KEYS = {
-    "bs_roformer": {"freqs_per_bands"},
-    "mel_band_roformer": {"num_bands"},
-    "scnet": {"band_SR", "num_dplayer"},
-    "mdx23c": {"num_subbands", "num_scales"},
-}
-UNOFFICIAL_SCNET_KEYS = {"bandsplit_ratios", "n_rnn_layers"}
-
 
 class TupleSafeLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that also builds ``!!python/tuple`` sequences as tuples."""
@@ -86,26 +69,6 @@ def read_msst_yaml(path: Path) -> dict[str, Any]:
             not all(isinstance(name, str) for name in instruments):
         raise WeightsError(f"{path}: training.instruments must be a list of stem names")
     return data
-
-
-def detect_family(data: dict[str, Any], path: Path) -> str | None:
-    """The family the YAML describes, or None when its keys do not say.
-
-    ``training.model_type`` decides when present (MSST's own model builder
-    honours it over ``--model_type``); otherwise the family-specific keys of
-    the ``model`` section (:data:`FAMILY_KEYS`)."""
-    declared = data["training"].get("model_type")
-    if declared is not None:
-        if declared not in MSST_FAMILIES:
-            raise WeightsError(f"{path}: training.model_type is {declared!r}; demix runs the MSST families "
-                               f"{', '.join(MSST_FAMILIES)}")
-        return declared
-    keys = set(data["model"])
-    if keys & UNOFFICIAL_SCNET_KEYS:
-        raise WeightsError(f"{path}: a config of MSST's unofficial SCNet (model.{sorted(keys & UNOFFICIAL_SCNET_KEYS)[0]}); "
-                           "demix runs msst.models.scnet.SCNet (model.band_SR, model.num_dplayer)")
-    matches = [family for family, family_keys in FAMILY_KEYS.items() if keys & family_keys]
-    return matches[0] if len(matches) == 1 else None
 
 
 def _one(folder: Path, suffixes: tuple[str, ...], preferred: str, what: str) -> Path:

@@ -39,30 +39,33 @@ from __future__ import annotations
 import torch
 
 from ..compute import AUTOCAST_DTYPES, COMPILED_MODES
-
-#: What of SCNet stays out of its compiled graphs, and why.
-SCNET_UNCOMPILED = ("the FFTs of SCNet's FeatureConversion layers run eager, between graphs: torch 2.11's "
-                    "inductor fails on aten._fft_r2c there (assert_size_stride)")
-
+from ..families import FAMILIES
+from .networks import compile_network, uncompile_network
 
 def compile_targets(family: str, model: torch.nn.Module) -> tuple[list[torch.nn.Module], str]:
-    """The modules to compile in place for ``family``, and what that leaves
-    eager ("" when the whole model is one graph).
+    """The modules to compile in place for the MSST type ``family``, and what
+    that leaves eager ("" when the whole model is one graph).
 
-    Every family compiles as a whole but SCNet, whose separation network
-    turns features into their spectrum and back between its dual-path layers
-    (``FeatureConversion``: ``torch.fft.rfft``/``irfft`` on an intermediate
-    layout) where torch 2.11's inductor fails; those layers are left out of
-    the graph with ``torch.compiler.disable``, so the rest of SCNet (its own
-    STFT and inverse included) still compiles around them."""
-    if family != "scnet":
+    Every type compiles as a whole but where its record
+    (:attr:`demix.families.MsstModel.left_eager`) names a module class that
+    inductor cannot compile: SCNet turns features into their spectrum and
+    back between its dual-path layers (``FeatureConversion``:
+    ``torch.fft.rfft``/``irfft`` on an intermediate layout), where torch
+    2.11's inductor fails. Those modules are left out of the graph with
+    ``torch.compiler.disable``, so the rest of the model (SCNet's own STFT and
+    inverse included) still compiles around them."""
+    import importlib
+
+    left_eager = FAMILIES[family].msst.left_eager
+    if left_eager is None:
         return [model], ""
-    from msst.models.scnet.separation import FeatureConversion
-
+    class_path, reason = left_eager
+    module_name, class_name = class_path.split(":")
+    excluded = getattr(importlib.import_module(module_name), class_name)
     for module in model.modules():
-        if isinstance(module, FeatureConversion):
+        if isinstance(module, excluded):
             module.forward = torch.compiler.disable(module.forward, recursive=True)
-    return [model], SCNET_UNCOMPILED
+    return [model], reason
 
 
 #: Chunks per call of a compiled graph on a CPU, whatever the YAML's batch_size: a CPU gains
@@ -71,11 +74,6 @@ def compile_targets(family: str, model: torch.nn.Module) -> tuple[list[torch.nn.
 #: 2.02 with its batch padded to 8 (benchmarks/engine.py --msst-modes scnet_small --batch-sizes 1;
 #: 2-core AMD EPYC Zen 4, 2026-12-06).
 CPU_GRAPH_BATCH = 1
-
-
-def uncompile(module: torch.nn.Module) -> None:
-    """Undo ``nn.Module.compile`` (torch has no public way: it sets this attribute)."""
-    module._compiled_call_impl = None
 
 
 class ChunkRunner(torch.nn.Module):
@@ -98,11 +96,11 @@ class ChunkRunner(torch.nn.Module):
             self.compiled, self.left_eager = compile_targets(family, model)
             options = {"freezing": True} if on_cpu else {}
             for module in self.compiled:
-                module.compile(dynamic=False, options=options)
+                compile_network(module, dynamic=False, options=options)
 
     def disable_compile(self) -> None:
         for module in self.compiled:
-            uncompile(module)
+            uncompile_network(module)
         self.compiled = []
         self.left_eager = ""
 

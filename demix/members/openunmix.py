@@ -27,31 +27,32 @@ from ..statistics import SongStatistics
 from ..weights.catalogue import ModelWeights, get_official
 from ..weights.integrity import official_file_error, require_intact
 from .base import Member
+from .networks import load_state_strictly
 
 #: What an Open-Unmix state dict is called in messages.
 STATE_DICT = "Open-Unmix state dict"
 
 
 class OpenUnmixMember(Member):
-    def __init__(self, name: str, separator: umx_model.Separator, channels: int, source: str):
+    family = "openunmix"
+
+    def __init__(self, name: str, separator: umx_model.Separator, channels: int, origin: str):
         self.name = name
         self.separator = separator.eval()
         self.sample_rate = int(separator.sample_rate)
         self.targets = tuple(separator.target_models.keys())
-        self.source = source
+        self.origin = origin
         self._channels = channels
 
     @classmethod
-    def from_official(cls, name: str, model_name: str, models_dir: Path, **options) -> "OpenUnmixMember":
-        """``umxhq`` or ``umxl`` from ``models_dir/<model_name>/<target>-<hash>.pth``.
-        ``options``: a config's (``niter``, ``allow_globals``), at the schema's defaults where not given."""
-        return cls.from_catalogue(name, get_official(model_name), models_dir, **options)
-
-    @classmethod
-    def from_catalogue(cls, name: str, official: ModelWeights, models_dir: Path, **options) -> "OpenUnmixMember":
-        """The architecture openunmix builds for ``official.name`` with the
-        state dicts the row lists, each file checked against the row first.
-        ``options``: as :meth:`from_official` takes them."""
+    def from_official(cls, name: str, model_name: str | ModelWeights, models_dir: Path,
+                      **options) -> "OpenUnmixMember":
+        """``umxhq`` or ``umxl`` from ``models_dir/<model_name>/<target>-<hash>.pth``:
+        the architecture openunmix builds for the name with the state dicts the
+        catalogue row lists (``model_name`` may be the row itself), each file
+        checked against the row first. ``options``: a config's (``niter``,
+        ``allow_globals``), at their defaults where not given."""
+        official = get_official(model_name) if isinstance(model_name, str) else model_name
         options = family_options("openunmix", options, official.name)
         niter, allow_globals = options["niter"], options[ALLOW_GLOBALS]
         if official.family != "openunmix":
@@ -74,10 +75,10 @@ class OpenUnmixMember(Member):
             if missing:
                 raise official_file_error(official, file, models_dir, f"lacks {', '.join(missing)}")
         return cls(name, separator.eval(), channels=2,
-                   source=f"{official.name} from {Path(models_dir) / official.name}")
+                   origin=f"{official.name} from {Path(models_dir) / official.name}")
 
     @classmethod
-    def from_training_folder(cls, name: str, folder: Path, **options) -> "OpenUnmixMember":
+    def from_path(cls, name: str, folder: Path, **options) -> "OpenUnmixMember":
         """A folder written by Open-Unmix's training: ``<target>.pth`` +
         ``<target>.json`` for each target it has, optional ``separator.json``;
         built as ``openunmix.utils.load_separator`` builds it. ``options``: a
@@ -105,7 +106,9 @@ class OpenUnmixMember(Member):
                     nb_bins=args["nfft"] // 2 + 1, nb_channels=args["nb_channels"],
                     hidden_size=args["hidden_size"], max_bin=state["input_mean"].shape[0],
                 )
-                models[target].load_state_dict(state, strict=False)
+                # extra tensors are tolerated as openunmix.utils.load_separator tolerates them
+                load_state_strictly(models[target], state, weights[0], f"the Open-Unmix model of {target}.json",
+                                    may_add=True)
             if (folder / "separator.json").is_file():
                 settings = json.loads((folder / "separator.json").read_text())
             else:  # older training folders: the first target's settings, at MUSDB's rate
@@ -119,7 +122,7 @@ class OpenUnmixMember(Member):
             raise
         except Exception as error:
             raise WeightsError(f"{folder}: not a loadable Open-Unmix model folder ({first_line(error)})") from None
-        return cls(name, separator, channels=settings["nb_channels"], source=f"Open-Unmix folder {folder}")
+        return cls(name, separator, channels=settings["nb_channels"], origin=f"Open-Unmix folder {folder}")
 
     def separate(self, mix: torch.Tensor, statistics: SongStatistics | None = None) -> dict[str, torch.Tensor]:
         model_input = mix.mean(dim=0, keepdim=True) if self._channels == 1 else mix

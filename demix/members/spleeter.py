@@ -47,6 +47,8 @@ from ..statistics import SongStatistics
 from ..weights.catalogue import packaged_models
 from ..weights.integrity import require_intact_packaged
 from .base import Member
+from .networks import compile_network, load_state_strictly, uncompile_network
+from .stems import fold_stems, target_of
 
 N_FFT = 4096
 HOP = 1024
@@ -98,22 +100,16 @@ def load_checkpoint(path: Path, unet_class, allow_globals: Sequence[str] = (), m
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a dict of arrays (a converted Spleeter checkpoint), "
                            f"got {type(state).__name__}")
-    network = unet_class(2)
-    expected = {key: value for key, value in network.state_dict().items() if not key.endswith("num_batches_tracked")}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(network.state_dict()))
-    if missing or unexpected:
-        problems = ([f"lacks {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else "")] if missing else []) + \
-                   ([f"has unknown {', '.join(unexpected[:3])}"] if unexpected else [])
-        raise WeightsError(f"{path}: not a Spleeter U-Net checkpoint ({'; '.join(problems)})")
     tensors = {}
     for key, value in state.items():
         value = torch.as_tensor(np.asarray(value)) if isinstance(value, np.ndarray) else value
-        if not isinstance(value, torch.Tensor) or value.shape != expected[key].shape:
-            shape = tuple(getattr(value, "shape", ()))
-            raise WeightsError(f"{path}: {key} has shape {shape}, the U-Net expects {tuple(expected[key].shape)}")
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"{path}: {key} is a {type(value).__name__}, not an array (a converted Spleeter "
+                               "checkpoint holds arrays)")
         tensors[key] = value.float()
-    network.load_state_dict(tensors, strict=False)  # only the BatchNorm counters are absent
+    network = unet_class(2)
+    load_state_strictly(network, tensors, path, "Spleeter's U-Net",
+                        may_lack=lambda name: name.endswith("num_batches_tracked"))  # BatchNorm counters
     return network.eval()
 
 
@@ -142,22 +138,24 @@ def patch_starts(frames: int) -> list[int]:
 
 
 class SpleeterMember(Member):
-    def __init__(self, name: str, networks: dict[str, torch.nn.Module], source: str, *, four_stems: bool,
+    family = "spleeter"
+
+    def __init__(self, name: str, networks: dict[str, torch.nn.Module], origin: str, *, four_stems: bool,
                  bass_cutoff_hz: float, harmonic_kernel: int, percussive_kernel: int):
         """``networks``: one U-Net per source name (see :data:`KNOWN_SOURCES`). The
         options and their measured defaults are in :mod:`demix.config`."""
         unknown = sorted(set(networks) - set(KNOWN_SOURCES))
         if unknown:
-            raise WeightsError(f"{source}: unknown Spleeter sources {unknown} (known: {', '.join(KNOWN_SOURCES)})")
+            raise WeightsError(f"{origin}: unknown Spleeter sources {unknown} (known: {', '.join(KNOWN_SOURCES)})")
         if len(networks) < 2:
-            raise WeightsError(f"{source}: a Spleeter model needs at least two sources, got {sorted(networks)}")
+            raise WeightsError(f"{origin}: a Spleeter model needs at least two sources, got {sorted(networks)}")
         self.name = name
-        self.source = source
+        self.origin = origin
         self.sample_rate = SAMPLE_RATE
         self.networks = dict(networks)
         self.catch_all = next((s for s in CATCH_ALL_SOURCES if s in networks), None)
         if self.catch_all is None:
-            raise WeightsError(f"{source}: a Spleeter model needs an accompaniment or other source to hold what "
+            raise WeightsError(f"{origin}: a Spleeter model needs an accompaniment or other source to hold what "
                                f"its U-Nets do not see (above {MODEL_BINS} bins); got {sorted(networks)}")
         self.split = four_stems and self.catch_all == "accompaniment"
         self.bass_cutoff_hz = bass_cutoff_hz
@@ -175,8 +173,10 @@ class SpleeterMember(Member):
         return (PATCH_FRAMES - 1) * HOP
 
     @classmethod
-    def from_packaged(cls, name: str, model_name: str, **options) -> "SpleeterMember":
-        """An official model shipped inside its wheel, e.g. ``spleeter:2stems``.
+    def from_official(cls, name: str, model_name: str, models_dir: Path | None = None,
+                      **options) -> "SpleeterMember":
+        """An official model shipped inside its wheel, e.g. ``spleeter:2stems``
+        (``models_dir`` is not read: the files are where pip installed them).
         ``options``: a config's Spleeter options, at the schema's defaults where not given."""
         options = family_options("spleeter", options, model_name)
         allow_globals = options.pop(ALLOW_GLOBALS)
@@ -192,7 +192,7 @@ class SpleeterMember(Member):
         return cls(name, networks, f"{model_name} from {model.describe()}, licence {model.licence}", **options)
 
     @classmethod
-    def from_folder(cls, name: str, folder: Path, **options) -> "SpleeterMember":
+    def from_path(cls, name: str, folder: Path, **options) -> "SpleeterMember":
         """A folder of converted checkpoints, one ``<source>.ckpt`` per source.
         ``options``: a config's Spleeter options, at the schema's defaults where not given."""
         folder = Path(folder)
@@ -216,13 +216,13 @@ class SpleeterMember(Member):
         self.compute = mode
         for network in self.networks.values():
             if mode in COMPILED_MODES:
-                network.compile()
+                compile_network(network)
             else:
-                network._compiled_call_impl = None
+                uncompile_network(network)
 
     def disable_compile(self) -> None:
         for network in self.networks.values():
-            network._compiled_call_impl = None  # how nn.Module.compile is undone
+            uncompile_network(network)
 
     def to(self, device: torch.device) -> "SpleeterMember":
         for network in self.networks.values():
@@ -247,11 +247,7 @@ class SpleeterMember(Member):
                                                value=1.0)
                 accompaniment = waves.pop(self.catch_all)
                 waves.update(self._split(spectrum * kept, accompaniment, length))
-        outputs: dict[str, torch.Tensor] = {}
-        for source, wave in waves.items():
-            target = "other" if source == "piano" else source
-            outputs[target] = wave if target not in outputs else outputs[target] + wave
-        return {target: outputs[target] for target in self.targets}
+        return fold_stems(waves, {source: target_of(source) for source in waves if target_of(source) in self.targets})
 
     def _ratio_masks(self, magnitude: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per source, (2, MODEL_BINS, frames): squared U-Net outputs over their sum."""

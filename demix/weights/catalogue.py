@@ -33,7 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import WeightsError
-from ..msst_files import PREFERRED_YAML
+from ..members.msst_files import PREFERRED_YAML
 
 #: The YAMLs demix ships for MSST's checkpoints, one per name (README there: where each came from).
 MSST_CONFIGS = Path(__file__).parent.parent / "msst_configs"
@@ -70,7 +70,7 @@ class ModelWeights:
     """All files one official model name needs: one row of the catalogue."""
 
     name: str
-    family: str  # "openunmix", "demucs" or an MSST family (demix.msst_files.MSST_FAMILIES)
+    family: str  # "openunmix", "demucs" or an MSST family (demix.families.FAMILIES)
     files: tuple[WeightFile, ...]
     licence: str
 
@@ -145,6 +145,8 @@ MSST = (
     _msst("scnet_large_starrytong", "scnet", f"{_MSST_RELEASES}/v1.0.9/SCNet-large_starrytong_fixed.ckpt",
           _MSST_RELEASE_LICENCE),
     _msst("scnet_small", "scnet", f"{_MSST_RELEASES}/v.1.0.6/scnet_checkpoint_musdb18.ckpt", _MSST_RELEASE_LICENCE),
+    _msst("scnet_tran_small", "scnet_tran", f"{_MSST_RELEASES}/v1.0.14/model_scnet_tran_sdr_8.9272.ckpt",
+          _MSST_RELEASE_LICENCE),
     _msst("mdx23c_musdb18", "mdx23c", f"{_MSST_RELEASES}/v1.0.1/model_mdx23c_ep_168_sdr_7.0207.ckpt",
           _MSST_RELEASE_LICENCE),
     _msst("mel_band_roformer_kj", "mel_band_roformer",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..config import MemberConfig
-from ..msst_files import CHECKPOINT_SUFFIX, YAML_SUFFIXES
+from ..members.msst_files import CHECKPOINT_SUFFIX, YAML_SUFFIXES
 from .catalogue import checksum_in_name, fetch_command, official_models, packaged_models
 from .integrity import file_problem, packaged_problems, problem_of, status_of
 
@@ -64,7 +64,7 @@ def user_model_files(path: Path) -> list[UserFile]:
     ``.th`` files it names beside it (``<sig>.th`` or ``<sig>-<checksum>.th``,
     as demucs' ``LocalRepo`` finds them and with the checksum it checks; a
     missing one is listed as ``<sig>.th``); an MSST ``.ckpt`` with its YAML of
-    the same stem (:mod:`demix.msst_files`)."""
+    the same stem (:mod:`demix.members.msst_files`)."""
     path = Path(path)
     if path.is_dir():
         return [UserFile(p) for p in sorted(path.rglob("*")) if p.is_file()] or [UserFile(path)]
