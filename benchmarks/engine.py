@@ -108,13 +108,13 @@ def build_members(wiener_niter: int = 0):
         demucs_model = HTDemucs(sources=["drums", "bass", "other", "vocals"], segment=7.8).eval()
     separator = openunmix.umxhq(pretrained=False, niter=wiener_niter).eval()
     return (DemucsMember("htdemucs", demucs_model, "random"),
-            OpenUnmixMember("umxhq", separator, channels=2, source="random"))
+            OpenUnmixMember("umxhq", separator, channels=2, origin="random"))
 
 
 #: One published checkpoint per MSST family, the other SCNet sizes and viperx's vocals BS-RoFormer
 #: (catalogue names).
 MSST_BENCHMARKED = ("bs_roformer_ep17", "mel_band_roformer_kj", "scnet_xl_ihf", "mdx23c_musdb18",
-                    "scnet_large", "scnet_xl", "scnet_small", "bs_roformer_viperx_ep317")
+                    "scnet_large", "scnet_xl", "scnet_small", "bs_roformer_viperx_ep317", "scnet_tran_small")
 #: SDX 2023's time limit, as a multiple of the song's duration.
 SDX_2023_TIME_FACTOR = 1.57
 
