@@ -63,6 +63,11 @@ _SEPARATION_KEYS: dict[str, Option] = {
 }
 
 
+def separation_schema() -> dict[str, Option]:
+    """``[separation]``'s keys, each with its default, the values it takes and its check."""
+    return dict(_SEPARATION_KEYS)
+
+
 #: The ``[separation]`` defaults, as the schema above gives them.
 SEPARATION_DEFAULTS: dict[str, Any] = {key: option.default for key, option in _SEPARATION_KEYS.items()}
 

@@ -181,9 +181,9 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family("openunmix", "Open-Unmix", "demix.members.openunmix:OpenUnmixMember", {
         "niter": integer(0, at_least=0),
         ALLOW_GLOBALS: ALLOW_GLOBALS_OPTION,
-    }, _is_openunmix, "a training folder with <target>.json and <target>.pth", compute=("eager",)),
+    }, _is_openunmix, "a training folder with TARGET.json and TARGET.pth", compute=("eager",)),
     Family("spleeter", "Spleeter", "demix.members.spleeter:SpleeterMember", _SPLEETER_OPTIONS, _is_spleeter,
-           "a folder of converted <source>.ckpt files, no YAML"),
+           "a folder of converted SOURCE.ckpt files, no YAML"),
     _msst("bs_roformer", "BS-RoFormer", MsstModel(
         "msst.models.bs_roformer.bs_roformer:BSRoformer", frozenset({"freqs_per_bands"})), _ROFORMER_OPTIONS),
     _msst("mel_band_roformer", "Mel-Band RoFormer", MsstModel(
