@@ -54,7 +54,7 @@ def separate_in_mode(name: str, mode: str, wav: Path, out: Path, batch_size: int
     import torch
 
     from demix.audio import read_audio, to_engine
-    from demix.compute import use_compile_cache
+    from demix.compute import run_warm, use_compile_cache
     from engine import msst_member
 
     member = msst_member(name, batch_size=batch_size, num_overlap=num_overlap)
@@ -72,14 +72,8 @@ def separate_in_mode(name: str, mode: str, wav: Path, out: Path, batch_size: int
     else:
         use_compile_cache()
         member.set_compute(mode)
-        from torch._dynamo.utils import counters
-
         started = time.perf_counter()
-        misses = counters["inductor"]["fxgraph_cache_miss"]
-        member.separate(mix[:, : member.chunk_size // 4])  # one chunk: compiles
-        if counters["inductor"]["fxgraph_cache_miss"] > misses:  # as Ensemble.warm_up does after a cold compile
-            torch._dynamo.reset()
-            member.separate(mix[:, : member.chunk_size // 4])
+        run_warm(lambda: member.separate(mix[:, : member.chunk_size // 4]))  # one chunk: as Ensemble.warm_up
         warm_up = time.perf_counter() - started
         started = time.perf_counter()
         outputs = member.separate(mix)

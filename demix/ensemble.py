@@ -36,7 +36,7 @@ import tqdm
 from . import SAMPLE_RATE, TARGETS
 from .audio import resample
 from .config import Config, separation_settings
-from .compute import COMPILED_MODES, check_compute_mode
+from .compute import COMPILED_MODES, check_compute_mode, run_warm
 from .errors import ConfigError, first_line
 from .members import Member, load_member
 from .postfilter import WienerPostFilter
@@ -132,15 +132,13 @@ class Ensemble:
     def warm_up(self) -> float:
         """Run every member once on a short block; returns the seconds it took.
         If compiling fails, fall back to eager with one warning."""
-        from torch._dynamo.utils import counters
-
         started = time.perf_counter()
         block = 0.01 * torch.randn(2, int(MIN_BLOCK_SECONDS * SAMPLE_RATE), generator=torch.Generator().manual_seed(0))
-        cold_compiles = counters["inductor"]["fxgraph_cache_miss"]
         try:
-            self._separate_block(block)
-            if self.compiled and counters["inductor"]["fxgraph_cache_miss"] > cold_compiles:
-                self._reload_compiled(block)
+            if self.compiled:  # reloaded from the kernel cache after a cold compile: demix.compute.run_warm
+                run_warm(lambda: self._separate_block(block))
+            else:
+                self._separate_block(block)
         except Exception as error:
             if not self.compiled:
                 raise
@@ -153,17 +151,6 @@ class Ensemble:
                 member.disable_compile()
             self._separate_block(block)
         return time.perf_counter() - started
-
-    def _reload_compiled(self, block: torch.Tensor) -> None:
-        """After a cold compile, drop the compiled code and trace again, now from the kernel cache.
-
-        A process that has just compiled runs the result slower than one that loads it from the
-        cache: one BS-RoFormer ep_17 chunk in bf16 took 133.7 s in the compiling process and
-        35.0 s after ``torch._dynamo.reset()`` and a second trace from the cache (81.4 s), in the
-        same process (2-core AMD EPYC Zen 4, 2026-12-06). Why is not known; the reload costs a
-        second trace only on a machine's first run."""
-        torch._dynamo.reset()
-        self._separate_block(block)
 
     @property
     def shares(self) -> dict[str, dict[str, float]]:
