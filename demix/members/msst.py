@@ -252,9 +252,11 @@ class MsstMember(Member):
             raise
         except Exception as error:  # torch reports truncation and garbage in many ways
             raise WeightsError(f"{checkpoint_path}: not a loadable {CHECKPOINT} ({first_line(error)})") from None
+        hint = f"Is {yaml_path.name} the config this checkpoint was trained with?"
+        if family == "scnet":  # the one type whose YAML cannot tell it from another
+            hint += ' (An SCNet Masked checkpoint has an SCNet YAML: set family = "scnet_masked".)'
         load_state_strictly(model, unwrap_state(loaded, checkpoint_path), checkpoint_path,
-                            f"the model of {yaml_path.name}",
-                            hint=f"Is {yaml_path.name} the config this checkpoint was trained with?")
+                            f"the model of {yaml_path.name}", hint=hint)
         return cls(name, family, model, config, f"MSST {family} {checkpoint_path} with {yaml_path.name}", yaml_path)
 
     @classmethod
@@ -262,7 +264,8 @@ class MsstMember(Member):
                       **options) -> "MsstMember":
         """One of MSST's published checkpoints (``python -m demix weights list``), from
         ``<models>/msst/<model_name>/`` with the YAML demix ships for it: every file is
-        checked first (size, recorded sha256, the shipped YAML), then loaded strictly."""
+        checked first (size, recorded sha256, the shipped YAML), then loaded strictly.
+        ``family``: the catalogue's, which a config's family for an official name always is."""
         official = get_official(model_name)
         if official.family not in MSST_FAMILIES:
             raise WeightsError(f"{model_name!r} is a {official.family} model, not an MSST one")
