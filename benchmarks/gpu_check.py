@@ -1,7 +1,7 @@
 """The GPU check: each MSST family and the default ensemble's architecture on
 a CUDA device, in float32 (eager), fp16, bf16 and compiled, with seconds per
 second of audio, peak GPU memory and the agreement with float32 (the lowest
-global SDR over the targets, dB). One table, for the README.
+global SDR over the targets, dB). One table, for benchmarks/RESULTS.md.
 
 Random weights in the published architectures (cost does not depend on the
 weights), on real music (the stempeg example, tiled to ``--seconds``). fp16

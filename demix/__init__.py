@@ -1,5 +1,7 @@
-"""demix: split a song into bass, drums, other and vocals with a blend of
-pretrained Open-Unmix and Demucs models.
+"""demix: split a song into bass, drums, other and vocals with a per-target
+blend of pretrained models: Open-Unmix, Demucs, Spleeter and the MSST families
+(BS-RoFormer, Mel-Band RoFormer, SCNet, MDX23C, SCNet Tran, SCNet Masked,
+BS Conformer).
 
 This package is the engine; it knows nothing of any challenge's protocol.
 """

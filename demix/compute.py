@@ -16,9 +16,9 @@ mode (a config member's ``compute``):
   that the compiler can build each CPU vector ISA, by starting a fresh Python
   that imports torch per ISA (about 20 s on 2 cores); :func:`use_compile_cache`
   keeps those answers beside the kernels (:func:`remember_isa_checks`), which
-  brings a cached warm-up of htdemucs from about 24 s to about 8 s.
+  takes those 20 s off every later warm-up.
 * ``bf16``: compiled as above, under ``torch.autocast`` with bfloat16 (opt-in:
-  it changes the stems slightly; see the README for the measured agreement).
+  it changes the stems slightly; docs/performance.md says by how much).
   Only on hardware that computes in bfloat16 itself (:func:`cpu_has_native_bf16`,
   :func:`cuda_has_native_bf16`); elsewhere torch emulates it, much slower than
   float32, and :func:`check_compute_mode` refuses it.
@@ -49,13 +49,12 @@ CUDA_ONLY_MODES = ("fp16",)
 #: Set to 1 to run ``bf16`` where it would be emulated (to check its stems, not for speed).
 ALLOW_EMULATED_BF16 = "DEMIX_ALLOW_EMULATED_BF16"
 
-#: Why bf16 is refused on a CPU without it. The figures: ``benchmarks/fast_path.py --seconds 30``
-#: (the default ensemble, random weights) on a 2-core AMD EPYC (Zen 3, AVX2, no AVX-512).
+#: Why bf16 is refused on a CPU without it. How much slower emulation is, as measured
+#: (``benchmarks/fast_path.py``), is in benchmarks/RESULTS.md, not here.
 _EMULATED_BF16_ON_CPU = (
     'compute = "bf16" is refused: this CPU has no native bfloat16 arithmetic (no AVX512_BF16 or AMX-BF16 '
     "on x86, no BF16 extension on Arm, says torch.cpu.get_capabilities()), so torch would emulate it, "
-    "about 8 times slower than float32 (186.6 s against 23.4 s for the default ensemble on 30 s of music, "
-    'measured on a 2-core AMD EPYC Zen 3). Use compute = "compiled" (float32, the default). bf16 pays off on '
+    'many times slower than float32. Use compute = "compiled" (float32, the default). bf16 pays off on '
     "Intel Xeon Cooper Lake, Sapphire Rapids and later, AMD Zen 4 and later, and Arm CPUs with BF16; "
     f"to run it emulated anyway (to check its stems), set {ALLOW_EMULATED_BF16}=1"
 )

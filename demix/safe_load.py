@@ -6,7 +6,8 @@ Every loader in the engine therefore goes through :func:`load_weights`, which
 is ``torch.load(weights_only=True)``: its unpickler builds tensors and plain
 containers, and any other global only when it is on an allowlist given with
 ``torch.serialization.safe_globals``. A model family allowlists exactly the
-classes its files are written with (see ``DEMUCS_PACKAGE_GLOBALS``); a file
+classes its files are written with (for Demucs,
+``demix.members.demucs.demucs_package_globals()``); a file
 that names anything else is refused before any of it runs, with the names it
 wanted. A user who trusts such a file allows exactly those names for that
 member in the config (``allow_globals``, empty by default).

@@ -1,4 +1,4 @@
-"""What the README promises about `python -m demix separate` and `weights fetch --from`,
+"""What the README and docs/separating.md promise about `python -m demix separate` and `weights fetch --from`,
 each checked from the command line on real audio."""
 
 from __future__ import annotations

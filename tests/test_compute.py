@@ -173,7 +173,7 @@ def test_bf16_is_refused_on_a_cpu_that_would_emulate_it(monkeypatch):
         monkeypatch.setattr(demix.compute, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(DemixError, match=(
             r'compute = "bf16" is refused: this CPU has no native bfloat16 arithmetic \(no AVX512_BF16 or '
-            r'AMX-BF16 on x86.*about 8 times slower than float32.*Use compute = "compiled".*Sapphire Rapids'
+            r'AMX-BF16 on x86.*many times slower than float32\. Use compute = "compiled".*Sapphire Rapids'
             rf'.*Zen 4.*Arm CPUs with BF16.*{ALLOW_EMULATED_BF16}=1')):
         _ensemble("bf16")
 

@@ -1,7 +1,7 @@
 """The submission image, built and run for real: from a local Debian bookworm base image
 made with debootstrap, the local grader runs inside the container (no network) on the
 bundled example with a user-trained-format ensemble mounted in, and its stems match a run
-on the host. Skipped where no Docker daemon is reachable (README: "Docker")."""
+on the host. Skipped where no Docker daemon is reachable (docs/docker.md)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _daemon_reachable() -> bool:
 
 pytestmark = pytest.mark.skipif(
     not _daemon_reachable(),
-    reason="no Docker daemon reachable: apt-get install -y docker.io debootstrap, start dockerd (README: Docker)",
+    reason="no Docker daemon reachable: apt-get install -y docker.io debootstrap, start dockerd (docs/docker.md)",
 )
 
 CONFIG = """

@@ -31,7 +31,7 @@ from demix.members.msst_files import read_msst_yaml
 
 from conftest import MEL_BAND_ROFORMER_YAML, scnet_yaml, tiny_msst_model, write_msst_model
 
-#: Agreement with msst's demix asked of every stem (the brief's bound; measured: see the README).
+#: Agreement with msst's demix asked of every stem (the brief's bound; measured: docs/msst.md).
 TOLERANCE = 1e-6
 WRAPPINGS = ("plain", "model_state_dict", "state_dict", "state")
 

@@ -108,7 +108,10 @@ def test_a_wheel_installed_outside_the_repository_runs_demix(tmp_path):
     if built.returncode != 0 and "setuptools" in built.stderr and "from versions: none" in built.stderr:
         pytest.skip("pip cannot fetch setuptools to build the project (no package registry)")
     assert built.returncode == 0, built.stderr[-3000:]
-    (wheel,) = wheels.glob("demix-*.whl")
+    # the distribution is demix-kit (PyPI's "demix" is another project); its wheel, demix_kit-*.whl
+    distribution = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["name"]
+    assert distribution == "demix-kit"
+    (wheel,) = wheels.glob(f"{distribution.replace('-', '_')}-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     in_packages = {name for name in files if name.split("/")[0] in PACKAGES}
     wanted = {name for name in in_packages if name.endswith((".py", ".toml", ".yaml", ".css", ".js"))}
@@ -134,6 +137,8 @@ def test_a_wheel_installed_outside_the_repository_runs_demix(tmp_path):
     assert where.returncode == 0, where.stderr[-2000:]
     package = Path(where.stdout.strip())
     assert package == (site / "demix").resolve(), package  # the wheel's copy, not the checkout's
+    named = run(python, "-c", f"from importlib.metadata import metadata; print(metadata({distribution!r})['Name'])")
+    assert named.stdout.strip() == distribution, named.stderr[-2000:]  # installed under our name, imported as demix
 
     demix = venv / "bin" / "demix"
     sota = package / "sota.toml"

@@ -112,7 +112,7 @@ class FitOptions:
     augment: Augmentations = field(default_factory=Augmentations)
 
     #: Options a resumed run may change: they do not change what is learned
-    #: (``device`` and ``bf16`` change rounding only, which the README says).
+    #: (``device`` and ``bf16`` change rounding only, as docs/training.md says).
     RUN_CONTROL = ("epochs", "steps", "nb_workers", "device", "bf16", "checkpoint_steps", "resume", "quiet", "output")
 
     @property

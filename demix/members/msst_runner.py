@@ -24,8 +24,8 @@ model's place:
   call under autocast. One chunk of BS-RoFormer ep_17 took 62.5 s compiled
   under bf16 autocast without it, as long as eager float32 (62.1 s), and
   33.6 s with it in one process, but 66.9 s in another that had compiled
-  both: the slowdown of a process right after a cold compile (see the
-  README) is not yet separated from freezing's own gain (2-core AMD EPYC
+  both: the slowdown of a process right after a cold compile
+  (:func:`demix.compute.run_warm`) is not yet separated from freezing's own gain (2-core AMD EPYC
   Zen 4 with AVX512_BF16, 2026-12-06, with other work on the cores at times);
 * ``eager`` calls the model as msst does.
 

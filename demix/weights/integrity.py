@@ -231,7 +231,7 @@ def packaged_problems(model: PackagedModel) -> list[tuple[PackagedFile, Path, st
     """Each file of a packaged model, where it is, and :func:`problem_of`'s verdict on it (its hash is
     remembered in this process only: nothing is written beside an installed package)."""
     paths = model.paths()
-    return [(file, paths[file.source], problem_of(paths[file.source], sha256=file.sha256)) for file in model.files]
+    return [(file, paths[file.stem], problem_of(paths[file.stem], sha256=file.sha256)) for file in model.files]
 
 
 def packaged_status(model: PackagedModel) -> str:
