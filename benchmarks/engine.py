@@ -47,7 +47,7 @@ gives what one block does.
 ``--msst-modes`` measures the MSST compute modes against msst's own inference
 (benchmarks/msst_modes.py says what each column is).
 
-    .venv/bin/python benchmarks/engine.py --msst-modes NAME [...] [--modes compiled,bf16] [--profile]
+    .venv/bin/python benchmarks/engine.py --msst-modes NAME [...] [--modes compiled,bf16] [--profile [compiled]]
 
 ``--statistics`` prints what the whole-song statistics pass costs (the
 extra decode before separation when a member normalises by the whole song,
@@ -313,6 +313,11 @@ def measure(mode: str, wav: Path) -> dict:
     return {"mode": mode, "seconds": time.perf_counter() - started}
 
 
+def profiles(choice: str) -> tuple[str, ...]:
+    """--profile's choice as the profiles to run."""
+    return {"": (), "eager": ("eager",), "compiled": ("compiled",), "both": ("eager", "compiled")}[choice]
+
+
 def run_isolated(mode: str, wav: Path, env: dict | None = None) -> dict:
     """``mode`` measured in a fresh process (``env``: variables set for it)."""
     result = subprocess.run([sys.executable, __file__, "--child", mode, str(wav)], capture_output=True, text=True,
@@ -362,7 +367,9 @@ def main() -> None:
                         help="with --msst-modes: the member's compute modes to measure, comma-separated")
     parser.add_argument("--batch-sizes", default="", help="with --msst-modes: inference.batch_size values to try")
     parser.add_argument("--overlaps", default="", help="with --msst-modes: num_overlap values to try")
-    parser.add_argument("--profile", action="store_true", help="with --msst-modes: where a chunk's time goes")
+    parser.add_argument("--profile", nargs="?", const="eager", default="", choices=("eager", "compiled", "both"),
+                        help="with --msst-modes: where a chunk's time goes, eager under bf16 autocast (the "
+                             "default) or compiled bf16 as the member runs it")
     parser.add_argument("--cached-warm-up", action="store_true",
                         help="with --msst-modes: run the first mode again, its kernels from the cache")
     parser.add_argument("--statistics", action="store_true",
@@ -396,7 +403,7 @@ def main() -> None:
         integers = lambda text: [int(value) for value in text.split(",") if value]  # noqa: E731
         seconds = args.seconds if "--seconds" in sys.argv else 0
         msst_modes.modes_table(args.msst_modes, args.modes.split(","), seconds, integers(args.batch_sizes),
-                               integers(args.overlaps), args.profile, args.cached_warm_up, run_isolated)
+                               integers(args.overlaps), profiles(args.profile), args.cached_warm_up, run_isolated)
         return
     if args.msst_song is not None:
         four_stem = tuple(name for name in MSST_BENCHMARKED if not single_target(name))

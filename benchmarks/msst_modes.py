@@ -43,6 +43,8 @@ PROFILE_GROUPS = (
     ("convolutions", ("conv", "mkldnn_convolution")),
     ("norms", ("norm", "rsqrt")),
     ("STFT / iSTFT / FFT", ("stft", "fft", "istft")),
+    # inductor's kernels of the compiled modes: element-wise work fused into loops
+    ("fused element-wise (compiled)", ("cpp_fused", "triton_")),
 )
 
 #: How many of the largest operators of "the rest" the profile names.
@@ -92,18 +94,31 @@ def agreement_db(anchor: Path, other: Path) -> float:
     return min(global_sdr(reference[stem], estimate[stem]) for stem in reference.files if stem in estimate.files)
 
 
-def profile_chunk(name: str, wav: Path) -> dict:
+def profile_chunk(name: str, wav: Path, compiled: bool = False) -> dict:
     """Self time per operator group of one batch of chunks, eager under bf16 autocast, and
-    the inclusive time of the Roformers' band split and mask estimators."""
+    the inclusive time of the Roformers' band split and mask estimators; ``compiled``: of one
+    chunk as the member runs it in ``bf16`` (compiled, frozen weights, after its warm-up)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
     from demix.audio import read_audio, to_engine
+    from demix.compute import run_warm, use_compile_cache
     from engine import msst_member
 
     member = msst_member(name)
     mix = to_engine(read_audio(wav))[:, : member.chunk_size]
-    chunks = mix[None].repeat(int(member.config.inference.get("batch_size", 1)), 1, 1)
+    chunks = mix[None].repeat(1 if compiled else int(member.config.inference.get("batch_size", 1)), 1, 1)
+    if compiled:
+        use_compile_cache()
+        member.set_compute("bf16")
+        with torch.inference_mode():
+            run_warm(lambda: member.runner(chunks))
+        with torch.inference_mode():
+            started = time.perf_counter()
+            with profile(activities=[ProfilerActivity.CPU]) as profiler:
+                member.runner(chunks)
+            total = time.perf_counter() - started
+        return _grouped(profiler, total, chunks.shape[0], {})
     module_seconds: dict[str, float] = {}
 
     def timed(label: str):
@@ -130,6 +145,10 @@ def profile_chunk(name: str, wav: Path) -> dict:
         with profile(activities=[ProfilerActivity.CPU]) as profiler:
             member.model(chunks)
         total = time.perf_counter() - started
+    return _grouped(profiler, total, chunks.shape[0], module_seconds)
+
+
+def _grouped(profiler, total: float, chunks: int, module_seconds: dict) -> dict:
     groups = {label: 0.0 for label, _ in PROFILE_GROUPS}
     groups["the rest"] = 0.0
     rest: dict[str, float] = {}
@@ -142,7 +161,7 @@ def profile_chunk(name: str, wav: Path) -> dict:
     # The profiler's self times add up over threads; scale them to the batch's wall time.
     scale = total / (sum(groups.values()) or 1.0)
     largest = sorted(rest.items(), key=lambda item: -item[1])[:PROFILE_REST_SHOWN]
-    return {"seconds": total, "chunks": chunks.shape[0],
+    return {"seconds": total, "chunks": chunks,
             "groups": {label: seconds * scale for label, seconds in groups.items()},
             "rest": {name: seconds * scale for name, seconds in largest}, "modules": module_seconds}
 
@@ -185,10 +204,10 @@ def modes_table(names, modes, seconds, batch_sizes, overlaps, profile, cached_wa
                     warm = f"{row['warm_up']:>10.1f}" if row["warm_up"] is not None else f"{'':>10}"
                     print(f"{label:<28} {row['seconds'] / length:>8.2f} {row['seconds'] / anchor:>9.2f} "
                           f"{agreement:>10} {row['peak_rss_mb']:>12.0f} {warm}  {row['description']}", flush=True)
-            if profile:
-                row = run_isolated(f"msst-profile:{name}", wav)
-                print(f"where one batch of {row['chunks']} chunk(s) goes, eager under bf16 autocast "
-                      f"({row['seconds']:.1f} s):")
+            for how in profile:
+                row = run_isolated(f"msst-profile:{name}:{how}", wav, env={"DEMIX_COMPILE_CACHE": str(cache)})
+                runs = "eager under bf16 autocast" if how == "eager" else "compiled bf16, as the member runs it"
+                print(f"where one batch of {row['chunks']} chunk(s) goes, {runs} ({row['seconds']:.1f} s):")
                 for label, part in row["groups"].items():
                     print(f"  {label:<22} {part:>7.1f} s  {100 * part / row['seconds']:>5.1f} %")
                 print("  the rest's largest: " + ", ".join(f"{name} {part:.1f} s" for name, part in row["rest"].items()))
@@ -199,10 +218,10 @@ def modes_table(names, modes, seconds, batch_sizes, overlaps, profile, cached_wa
 
 def measure(mode_string: str, wav: Path) -> dict:
     """A child's row: ``msst-mode:<name>:<mode>:<batch_size>:<num_overlap>:<stems .npz>`` or
-    ``msst-profile:<name>``."""
+    ``msst-profile:<name>:<eager|compiled>``."""
     kind, name, *rest = mode_string.split(":", 5)
     if kind == "msst-profile":
-        return profile_chunk(name, wav)
+        return profile_chunk(name, wav, compiled=rest == ["compiled"])
     mode, batch_size, num_overlap, stems = rest
     return separate_in_mode(name, mode, wav, Path(stems), int(batch_size), int(num_overlap))
 
