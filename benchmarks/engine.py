@@ -364,7 +364,7 @@ def main() -> None:
                         help="only the compute modes of the MSST checkpoints given against msst's own demix "
                              "(benchmarks/msst_modes.py); --seconds 0 (the default here) is one chunk")
     parser.add_argument("--modes", default="compiled,bf16",
-                        help="with --msst-modes: the member's compute modes to measure, comma-separated")
+                        help="with --msst-modes: the member's compute modes to measure, comma-separated (none: only --profile)")
     parser.add_argument("--batch-sizes", default="", help="with --msst-modes: inference.batch_size values to try")
     parser.add_argument("--overlaps", default="", help="with --msst-modes: num_overlap values to try")
     parser.add_argument("--profile", nargs="?", const="eager", default="", choices=("eager", "compiled", "both"),

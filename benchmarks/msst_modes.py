@@ -187,7 +187,7 @@ def modes_table(names, modes, seconds, batch_sizes, overlaps, profile, cached_wa
             print(f"{'mode':<28} {'s per s':>8} {'x anchor':>9} {'agreement':>10} {'peak RSS MB':>12} "
                   f"{'warm-up s':>10}  runs as")
             cache = folder / f"cache-{name}"
-            rows = [("anchor", 0, 0)] + [(mode, 0, 0) for mode in modes]
+            rows = [] if modes == ["none"] else [("anchor", 0, 0)] + [(mode, 0, 0) for mode in modes]  # none: profiles only
             rows += [(modes[0], size, 0) for size in batch_sizes] + [(modes[0], 0, overlap) for overlap in overlaps]
             anchor = None
             for mode, batch_size, num_overlap in rows:
