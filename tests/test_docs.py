@@ -30,7 +30,7 @@ CONSOLE_SCRIPTS = {"demix": "demix", "demix-evaluate": "evaluation", "demix-trai
                    "demix-challenge": "challenge"}
 #: Programs the pages show that are not this project's: whether they exist is not this test's to say.
 EXTERNAL = {"git", "docker", "dockerd", "systemctl", "apt-get", "mkdir", "cp", "chmod", "cd", "export",
-            "pip", "curl", "ls", "cat"}
+            "pip", "curl", "ls", "cat", "ray", ".venv/bin/ray"}
 #: A subcommand word (``separate``, ``weights fetch``, ``augment-preview``), not a placeholder or a path.
 SUBCOMMAND = re.compile(r"^[a-z][a-z0-9-]*$")
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -174,3 +174,15 @@ def test_every_relative_link_resolves(page):
         elif anchor and linked.suffix == ".md" and anchor not in github_anchors(linked):
             broken.append(f"{target}: no heading #{anchor} in {linked.relative_to(PROJECT)}")
     assert not broken, f"{page.relative_to(PROJECT)}: " + "; ".join(broken)
+
+
+#: The README is a guide a newcomer reads in minutes; the depth lives in docs/.
+README_MAX_BYTES = 20_000
+
+
+def test_the_readme_stays_a_short_guide_that_opens_with_the_two_commands():
+    readme = (PROJECT / "README.md").read_bytes()
+    assert len(readme) <= README_MAX_BYTES, f"README.md is {len(readme)} bytes; move the depth to docs/"
+    first_screen = readme.decode().splitlines()[:12]
+    assert "bash scripts/setup.sh && bash scripts/example.sh" in first_screen
+    assert "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -q" in first_screen
