@@ -38,18 +38,28 @@ def _rows(options) -> list[str]:
     return [f"| `{key}` | {_value(option.default)} | {option.description} |" for key, option in options.items()]
 
 
+def _grouped(key, value) -> list[tuple[str, object]]:
+    """Families whose ``key`` is the same share one row: ``(their names, value)``, in the registry's order."""
+    groups: dict[object, list] = {}
+    for family in FAMILIES.values():
+        groups.setdefault(key(family), []).append(family)
+    return [(", ".join(f"`{family.name}` ({family.title})" for family in members), value(members[0]))
+            for members in groups.values()]
+
+
 def option_tables() -> str:
     lines = [BEGIN, "", "`[separation]`:", "", "| key | default | values |", "| --- | --- | --- |"]
     lines += _rows(separation_schema())
     lines += ["", f"Every `[[members]]` table: `{'`, `'.join(MEMBER_KEYS)}` (see above); then its family's options:",
               "", "| family | option | default | values |", "| --- | --- | --- | --- |"]
-    for family in FAMILIES.values():
-        for index, row in enumerate(_rows(family.options)):
-            lines.append(f"| {f'`{family.name}` ({family.title})' if index == 0 else ''} {row}")
+    for names, options in _grouped(lambda family: tuple(_rows(family.options)), lambda family: family.options):
+        for index, row in enumerate(_rows(options)):
+            lines.append(f"| {names if index == 0 else ''} {row}")
     lines += ["", "What each family's files are where no family is declared, and the compute modes that change how "
               "it runs (in the others it runs eager float32; `python -m demix info` says so):", "",
               "| family | files | compute modes |", "| --- | --- | --- |"]
-    lines += [f"| `{family.name}` | {family.files} | {', '.join(family.compute)} |" for family in FAMILIES.values()]
+    lines += [f"| {names} | {files} | {', '.join(compute)} |" for names, (files, compute)
+              in _grouped(lambda family: (family.files, family.compute), lambda family: (family.files, family.compute))]
     lines += ["", END]
     return "\n".join(lines)
 
