@@ -234,7 +234,9 @@ def test_damaged_and_foreign_checkpoints_are_named(tmp_path):
     state = {key: value.numpy() for key, value in UNet(2).state_dict().items() if "num_batches" not in key}
     state["down1_conv.1.weight"] = np.zeros((8, 2, 5, 5), dtype=np.float32)
     torch.save(state, folder / "vocals.ckpt")
-    with pytest.raises(WeightsError, match=r"shapes/vocals.ckpt: down1_conv.1.weight has shape \(8, 2, 5, 5\)"):
+    with pytest.raises(WeightsError, match=r"shapes/vocals.ckpt: this file and Spleeter's U-Net disagree: 1 have "
+                                           r"another shape \(file vs Spleeter's U-Net: down1_conv.1.weight "
+                                           r"\(8, 2, 5, 5\) vs \(16, 2, 5, 5\)\)"):
         spleeter(tmp_path, model="./shapes")
 
 
