@@ -175,8 +175,9 @@ YAMLS = {"bs_roformer": bs_roformer_yaml(), "mel_band_roformer": MEL_BAND_ROFORM
          "scnet": scnet_yaml(), "mdx23c": MDX23C_YAML,
          # the types MSST published since (releases v1.0.14 to v1.0.18)
          "bs_conformer": bs_conformer_yaml(), "scnet_tran": scnet_tran_yaml(), "scnet_masked": scnet_masked_yaml()}
-#: The types every checkpoint wrapping is tried on; the later ones load through the same code.
-FIRST_TYPES = ("bs_roformer", "mel_band_roformer", "scnet", "mdx23c")
+#: Every checkpoint wrapping is tried on one type (unwrapping is the same code for all); every
+#: type is checked against msst with a plain state dict.
+WRAPPED_TYPE = "bs_roformer"
 
 
 def msst_reference(config, model, mix: torch.Tensor, family: str) -> dict[str, np.ndarray]:
@@ -224,8 +225,8 @@ def max_differences(ours: dict[str, torch.Tensor], expected: dict[str, np.ndarra
     return {target: float(np.abs(ours[target].numpy() - expected[target]).max()) for target in expected}
 
 
-@pytest.mark.parametrize("family, wrapping", [(family, wrapping) for family in FIRST_TYPES for wrapping in WRAPPINGS]
-                         + [(family, "plain") for family in YAMLS if family not in FIRST_TYPES])
+@pytest.mark.parametrize("family, wrapping", [(WRAPPED_TYPE, wrapping) for wrapping in WRAPPINGS]
+                         + [(family, "plain") for family in YAMLS if family != WRAPPED_TYPE])
 def test_member_equals_msst_demix_per_named_stem(tmp_path, built, family, wrapping):
     config, model, mix, reference = built[family]
     path = write_msst_model(tmp_path / "model", YAMLS[family], model.state_dict(), wrapping, lone=wrapping == "state")
