@@ -265,6 +265,34 @@ class StemWriters:
                 folder.rmdir()  # only succeeds when nothing else is in it
 
 
+def commit_stem_files(paths: Mapping[str, Path], files: Mapping[str, bytes]) -> dict[str, Path]:
+    """Put the four stem files that :class:`StemWriters` wrote elsewhere (a
+    worker of a catalogue run that does not see the output folder, which
+    returns them whole) at ``paths``, the way :class:`StemWriters` does: the
+    folder swept of dead writers' temporary files, each file written to a
+    temporary file beside its destination, all four renamed into place only
+    when all are written. The bytes are the worker's files, so the samples are
+    exactly what it would have written itself."""
+    if set(paths) != set(TARGETS) or set(files) != set(TARGETS):
+        raise ValueError(f"need one path and one file per target {TARGETS}")
+    temporaries: dict[str, TemporaryFile] = {}
+    folder = Path(paths[TARGETS[0]]).parent
+    try:
+        for parent in {Path(path).parent for path in paths.values()}:
+            sweep_dead_temporaries(parent)
+        for target in TARGETS:
+            temporary = temporaries[target] = TemporaryFile(Path(paths[target]))
+            temporary.path.write_bytes(files[target])
+        for temporary in temporaries.values():
+            temporary.commit()
+    except OSError as error:
+        raise AudioError(f"{folder}: cannot write output here ({error})") from None
+    finally:
+        for temporary in temporaries.values():
+            temporary.discard()
+    return {target: Path(paths[target]) for target in TARGETS}
+
+
 def write_wav_atomically(path: Path, data: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:
     """Write (frames, channels) audio to ``path`` through a temporary file
     beside it, so ``path`` is either absent or complete."""

@@ -32,6 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
                           help="WAV sample format of the stems (default: 32-bit float, never clips)")
     separate.add_argument("--report", action="store_true",
                           help="also write OUT/index.html: players and spectrograms of each song's stems")
+    catalogue = separate.add_argument_group(
+        "a catalogue on several processes or machines (Ray; docs/separating.md)")
+    catalogue.add_argument("--ray", metavar="ADDRESS", default=None,
+                           help="spread the songs over the Ray cluster at ADDRESS (HOST:PORT of `ray start --head`, "
+                                "or auto): each worker builds the ensemble once and takes the next song")
+    catalogue.add_argument("--workers", type=_positive, metavar="N", default=None,
+                           help="N worker processes (with --ray: on the cluster, default one per GPU, else one per "
+                                "node; without: on this machine, through a Ray instance of their own)")
+    catalogue.add_argument("--retries", type=_not_negative, metavar="N", default=None,
+                           help="times a song goes to another worker after its worker was lost mid-song "
+                                "(killed, out of memory; default 2)")
+    catalogue.add_argument("--driver-writes", action="store_true",
+                           help="workers return the stems and this process writes them, even where the workers "
+                                "see OUT (they always do so where they do not)")
     add_common(separate)
 
     info = commands.add_parser("info", help="show the members, their weight files and the blend")
@@ -48,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(fetch)
 
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,18 +105,17 @@ def _models_dir(args) -> Path:
 
 
 def _separate(args) -> int:
-    from .load import load_ensemble, resolve_device
-    from .separate import separate_files
-
+    on_workers = bool(args.ray or args.workers)
+    if not on_workers and (args.retries is not None or args.driver_writes):
+        raise DemixError("--retries and --driver-writes are for a run on workers: add --ray ADDRESS or --workers N")
     config = _config(args)
-    device = resolve_device(args.device)
-    modes = config.compute_modes
-    if modes & set(COMPILED_MODES):
+    if config.compute_modes & set(COMPILED_MODES):
         print("preparing the models (compiling takes minutes the first time on a machine; "
               "the result is cached)", file=sys.stderr)
-    ensemble = load_ensemble(config, _models_dir(args), device)
-    results = separate_files(ensemble, args.songs, args.out, overwrite=args.overwrite, subtype=args.format,
-                             progress=sys.stderr.isatty())
+    if on_workers:
+        results = _separate_on_workers(args, config)
+    else:
+        results = _separate_here(args, config)
     failed = [result for result in results if result.status == "failed"]
     done = sum(result.status == "done" for result in results)
     skipped = sum(result.status == "skipped" for result in results)
@@ -103,6 +130,27 @@ def _separate(args) -> int:
         page = write_songs_page(args.out, [(r.input, r.output) for r in results if r.status != "failed"])
         print(f"listening page: {page.resolve().as_uri()}")
     return 1 if failed else 0
+
+
+def _separate_here(args, config: Config) -> list:
+    """The songs one after another in this process."""
+    from .load import load_ensemble, resolve_device
+    from .separate import separate_files
+
+    ensemble = load_ensemble(config, _models_dir(args), resolve_device(args.device))
+    return separate_files(ensemble, args.songs, args.out, overwrite=args.overwrite, subtype=args.format,
+                          progress=sys.stderr.isatty())
+
+
+def _separate_on_workers(args, config: Config) -> list:
+    """--ray / --workers: the songs spread over worker processes (imports Ray, only here)."""
+    from .cluster import ClusterOptions, separate_on_cluster
+
+    options = ClusterOptions(address=args.ray, workers=args.workers,
+                             retries=ClusterOptions.retries if args.retries is None else args.retries,
+                             driver_writes=args.driver_writes, device=args.device, subtype=args.format,
+                             overwrite=args.overwrite, progress=sys.stderr.isatty())
+    return separate_on_cluster(config, _models_dir(args), args.songs, args.out, options)
 
 
 def _info(args) -> int:

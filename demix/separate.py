@@ -26,7 +26,7 @@ import tqdm
 from . import SAMPLE_RATE, TARGETS
 from .audio import Audio, AudioFile, open_audio, open_stem_writers, song_name, stem_paths
 from .ensemble import Ensemble
-from .errors import AudioError, DemixError
+from .errors import DemixError
 from .stream import BlockResampler, EngineMix, song_statistics
 
 
@@ -34,7 +34,7 @@ from .stream import BlockResampler, EngineMix, song_statistics
 class SongResult:
     input: Path
     output: Path
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped" or "failed" ("todo" before it is run: :func:`triage`)
     seconds: float = 0.0
     error: str | None = None
 
@@ -92,6 +92,52 @@ def separate_file(
     return writers.paths
 
 
+def triage(path: Path, out_root: Path, seen: dict[str, Path], overwrite: bool = False) -> SongResult:
+    """What a run does with one song, before any separating: ``"todo"`` (its
+    stems go to ``out_root/<song>/``), ``"skipped"`` (its four stems exist and
+    ``overwrite`` is off) or ``"failed"`` (another song of the run, noted in
+    ``seen``, has the same name: their stems would collide). One rule for
+    :func:`separate_files` and for a catalogue run (:mod:`demix.cluster`)."""
+    path = Path(path)
+    name = song_name(path)
+    result = SongResult(path, Path(out_root) / name, "todo")
+    if name in seen:
+        result.status = "failed"
+        result.error = f"{path}: same song name {name!r} as {seen[name]}; their stems would collide"
+        return result
+    seen[name] = path
+    if not overwrite and all(stem.is_file() for stem in stem_paths(result.output).values()):
+        result.status = "skipped"
+    return result
+
+
+def skipped_message(result: SongResult) -> str:
+    return f"{result.input}: stems already in {result.output}, skipped (--overwrite to redo)"
+
+
+def separate_song(
+    ensemble: Ensemble, path: Path, out_dir: Path, subtype: str = "FLOAT", progress: str | None = None,
+) -> SongResult:
+    """Separate one song into ``out_dir/<target>.wav``; a problem with this
+    song is kept in the result (status ``"failed"``, the error naming the
+    file) instead of raised, so that a loop over many songs goes on. The one
+    step :func:`separate_files` and every worker of a catalogue run
+    (:mod:`demix.cluster_worker`) take, so both write the same stems."""
+    path = Path(path)
+    result = SongResult(path, Path(out_dir), "done")
+    started = time.perf_counter()
+    try:
+        separate_file(ensemble, path, stem_paths(out_dir), subtype, progress=progress)
+    except DemixError as error:
+        result.status, result.error = "failed", str(error)
+    except (RuntimeError, ValueError, MemoryError, OSError) as error:
+        # Not expected: keep the run going, but keep the trace for a bug report.
+        result.status = "failed"
+        result.error = f"{path}: separation failed ({type(error).__name__}: {error})\n{traceback.format_exc()}"
+    result.seconds = time.perf_counter() - started
+    return result
+
+
 def separate_files(
     ensemble: Ensemble,
     paths: Sequence[Path],
@@ -106,30 +152,15 @@ def separate_files(
     seen: dict[str, Path] = {}
     bar = tqdm.tqdm(paths, desc="songs", unit="song", disable=not progress)
     for path in bar:
-        path = Path(path)
-        name = song_name(path)
-        out_dir = Path(out_root) / name
-        result = SongResult(path, out_dir, "done")
-        started = time.perf_counter()
-        try:
-            if name in seen:
-                raise AudioError(f"{path}: same song name {name!r} as {seen[name]}; their stems would collide")
-            seen[name] = path
-            destinations = stem_paths(out_dir)
-            if not overwrite and all(path.is_file() for path in destinations.values()):
-                result.status = "skipped"
-                log(f"{path}: stems already in {out_dir}, skipped (--overwrite to redo)")
-            else:
-                separate_file(ensemble, path, destinations, subtype, progress=name if progress else None)
-                log(f"{path}: stems written to {out_dir}")
-        except DemixError as error:
-            result.status, result.error = "failed", str(error)
-        except (RuntimeError, ValueError, MemoryError, OSError) as error:
-            # Not expected: keep the run going, but keep the trace for a bug report.
-            result.status = "failed"
-            result.error = f"{path}: separation failed ({type(error).__name__}: {error})\n{traceback.format_exc()}"
+        result = triage(path, out_root, seen, overwrite)
+        if result.status == "skipped":
+            log(skipped_message(result))
+        elif result.status == "todo":
+            result = separate_song(ensemble, result.input, result.output, subtype,
+                                   progress=result.output.name if progress else None)
+            if result.status == "done":
+                log(f"{result.input}: stems written to {result.output}")
         if result.error:
             tqdm.tqdm.write(f"error: {result.error}", file=sys.stderr)
-        result.seconds = time.perf_counter() - started
         results.append(result)
     return results

@@ -179,6 +179,64 @@ def mixture_wav(tmp_path_factory, track) -> Path:
     return path
 
 
+#: The environment of the Ray processes the tests start, and of the commands that use them. The
+#: authentication mode is stated: where it is not, Ray 2.60 turns token authentication on for a
+#: head wherever ~/.ray/auth_token exists (a local ray.init(), as --workers makes, writes one),
+#: and a second node started so is then refused by it.
+RAY_ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+           "RAY_AUTH_MODE": "disabled"}
+
+
+def _start_ray_node(log: Path, *args: str):
+    """``ray start ... --block`` in the background, once it says it runs: the
+    process stays in the foreground of its node, so stopping it (SIGTERM)
+    stops that node's Ray processes and no one else's (``ray stop`` would
+    stop every Ray on the machine)."""
+    import subprocess
+    import sys
+    import time
+
+    ray = Path(sys.executable).parent / "ray"
+    with open(log, "w") as output:
+        process = subprocess.Popen([str(ray), "start", *args, "--block", "--disable-usage-stats"],
+                                   stdout=output, stderr=subprocess.STDOUT, env=RAY_ENV, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"ray start {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory) -> str:
+    """A real Ray cluster on the loopback address, for the session: a head and a
+    second node, each its own ``ray start`` process with one CPU, so that work
+    spread over two workers runs on two nodes. Its address, for ``--ray``."""
+    import signal
+    import socket
+
+    folder = tmp_path_factory.mktemp("ray-cluster")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    nodes = [_start_ray_node(folder / "head.log", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                             "--num-cpus=1", "--include-dashboard=false")]
+    try:
+        nodes.append(_start_ray_node(folder / "node.log", f"--address={address}", "--node-ip-address=127.0.0.1",
+                                     "--num-cpus=1"))
+        yield address
+    finally:
+        for process in reversed(nodes):
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except Exception:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
 #: Fixtures whose content depends on whether the excerpts folder is there.
 SECOND_TRACK_FIXTURES = {"stem_files", "second_track"}
 

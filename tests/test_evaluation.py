@@ -21,7 +21,7 @@ from evaluation.dataset import open_tracks
 from evaluation.oracles import oracle_estimates
 from evaluation.run import score_file
 
-from conftest import ORACLE_RUN_MEMBER, ORACLE_RUN_METHODS, ROCK, ROCK_FILE, SHARED_DATA
+from conftest import ORACLE_RUN_MEMBER, ORACLE_RUN_METHODS, RAY_ENV, ROCK, ROCK_FILE, SHARED_DATA
 
 PROJECT = Path(__file__).resolve().parents[1]
 #: museval's own scores of seeded random estimates of 80s Rock, kept beside the excerpt.
@@ -196,26 +196,10 @@ def test_tuning_finds_the_weights_that_are_best_by_construction(tmp_path, hq_roo
     assert again["wiener_iterations"] == load_config(Path(path)).wiener_iterations
 
 
-def test_a_run_on_a_local_ray_cluster(tmp_path, hq_root):
-    """A Ray head started by the test on the loopback address, used as a cluster."""
-    import socket
-
-    ray_bin = Path(sys.executable).parent / "ray"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    started = subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                             capture_output=True, text=True, env=env)
-    if started.returncode != 0:
-        pytest.fail(f"ray start failed: {started.stderr[-2000:]}")
-    try:
-        out = tmp_path / "out"
-        completed = run_cli("run", "--root", hq_root, "--method", "irm", "--ray", f"127.0.0.1:{port}", "--out", out,
-                            env=env)
-        assert completed.returncode == 0, completed.stderr[-3000:]
-        assert len(list((out / "scores" / "irm").glob("*.json"))) == len(list((hq_root / "test").iterdir()))
-        assert "irm" in pd.read_csv(out / "summary.csv")["method"].tolist()
-    finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env)
+def test_a_run_on_a_local_ray_cluster(tmp_path, hq_root, ray_cluster):
+    """The session's Ray cluster on the loopback address (conftest.py: a head and a second node)."""
+    out = tmp_path / "out"
+    completed = run_cli("run", "--root", hq_root, "--method", "irm", "--ray", ray_cluster, "--out", out, env=RAY_ENV)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len(list((out / "scores" / "irm").glob("*.json"))) == len(list((hq_root / "test").iterdir()))
+    assert "irm" in pd.read_csv(out / "summary.csv")["method"].tolist()
