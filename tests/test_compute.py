@@ -87,9 +87,12 @@ def test_bf16_stays_close_to_float32(excerpt, monkeypatch):
     default), through the escape hatch, so the check runs everywhere."""
     if not cpu_has_native_bf16():
         monkeypatch.setenv(ALLOW_EMULATED_BF16, "1")
-    one_block = excerpt[:, : SAMPLE_RATE * 3]  # one block is enough for numerics (most of the time is bf16's compile)
+    one_block = excerpt[:, : SAMPLE_RATE * 3]  # one block is enough for numerics
     reference = _ensemble("eager").separate(one_block)
-    bf16 = _ensemble("bf16").separate(one_block)
+    ensemble = _ensemble("bf16")
+    for member in ensemble.members:  # the autocast's numerics; compiling is checked in float32 (below, end to end)
+        member.disable_compile()
+    bf16 = ensemble.separate(one_block)
     assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
     agreement = [global_sdr(reference[i].numpy(), bf16[i].numpy()) for i in range(len(TARGETS))]
     assert min(agreement) > 20, agreement
