@@ -55,7 +55,7 @@ import torch
 from .. import TARGETS
 from ..config import ALLOW_GLOBALS, family_options
 from ..errors import WeightsError, first_line
-from ..families import FAMILIES, MSST_FAMILIES, msst_type_of
+from ..families import FAMILIES, MSST_FAMILIES, yaml_model_type
 from ..safe_load import UnsafeWeightsError, load_weights
 from ..statistics import SongStatistics
 from ..weights.catalogue import get_official
@@ -223,7 +223,7 @@ class MsstMember(Member):
         yaml_path, checkpoint_path = msst_files(Path(path))
         data = read_msst_yaml(yaml_path)
         declared = data["training"].get("model_type")
-        family = family or msst_type_of(path)
+        family = family or yaml_model_type(data, yaml_path)
         if family not in MSST_FAMILIES:
             raise WeightsError(f"{yaml_path}: its model section does not say which MSST type it is; "
                                f"set family = one of {', '.join(MSST_FAMILIES)}")
