@@ -1,4 +1,4 @@
-"""``python -m training fit | augment-preview``."""
+"""``python -m training fit --recipe umx|vocal-mask | augment-preview``."""
 
 from __future__ import annotations
 
@@ -8,15 +8,24 @@ from pathlib import Path
 
 from demix.errors import DemixError
 
-from .options import Augmentations, FitOptions, add_arguments, from_namespace
+from .options import RECIPE_OPTIONS, Augmentations, FitOptions, add_arguments, from_namespace
+
+#: What each recipe trains, for --help.
+RECIPE_HELP = {"umx": "Open-Unmix target models (train or fine-tune)",
+               "vocal-mask": "the Vocal Mask CNN: a vocals-only binary-mask CNN at 22.05 kHz"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(recipe: str = "umx") -> argparse.ArgumentParser:
+    """The parser, with the options of ``recipe`` under ``fit``."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    fit = commands.add_parser("fit", help="train or fine-tune Open-Unmix target models",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_arguments(fit, FitOptions)
+    fit = commands.add_parser(
+        "fit", help="train a model with a recipe: " + "; ".join(f"{k}: {v}" for k, v in RECIPE_HELP.items()),
+        description=f"--recipe {recipe}: {RECIPE_HELP[recipe]}. The options below are this recipe's; "
+                    "`fit --recipe NAME --help` lists another's.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    fit.add_argument("--recipe", choices=tuple(RECIPE_OPTIONS), default="umx", help="what to train")
+    add_arguments(fit, RECIPE_OPTIONS[recipe])
     preview = commands.add_parser("augment-preview", help="write augmented examples of one song as WAV files",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     preview.add_argument("song", type=Path, help="a track folder: {bass,drums,other,vocals}.wav")
@@ -33,14 +42,14 @@ def main(argv=None) -> int:
 
     from demix.compute import configure_threads
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(_chosen_recipe(argv)).parse_args(argv)
     if "OMP_NUM_THREADS" not in os.environ:  # a thread count the user set wins
         configure_threads()
     try:
         if args.command == "fit":
             from .fit import fit
 
-            output = fit(from_namespace(FitOptions, args))
+            output = fit(from_namespace(RECIPE_OPTIONS[args.recipe], args))
             print(f"model folder: {output}")
         else:
             from .preview import preview
@@ -52,6 +61,14 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _chosen_recipe(argv) -> str:
+    """The --recipe of ``fit`` (default umx), read before the rest: it decides the other options."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--recipe", choices=tuple(RECIPE_OPTIONS), default="umx")
+    known, _ = first.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known.recipe
 
 
 if __name__ == "__main__":

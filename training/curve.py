@@ -1,4 +1,4 @@
-"""The training curve: train and validation loss per epoch, one panel per target."""
+"""The training curve: train and validation loss per epoch, one panel per head (target)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from demix.atomic import write_bytes_atomically
 
 
-def write_curve(path: Path, epochs: list[dict], targets: tuple[str, ...]) -> None:
-    """``epochs``: the entries of log.json (``epoch``, ``train_loss`` and ``valid_loss`` per target)."""
+def write_curve(path: Path, epochs: list[dict], targets: tuple[str, ...], loss_name: str) -> None:
+    """``epochs``: the entries of log.json (``epoch``, ``train_loss`` and ``valid_loss`` per head)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +22,7 @@ def write_curve(path: Path, epochs: list[dict], targets: tuple[str, ...]) -> Non
         axis.plot(numbers, [entry["valid_loss"][target] for entry in epochs], marker=".", label="validation")
         axis.set_title(target)
         axis.set_xlabel("epoch")
-        axis.set_ylabel("magnitude MSE")
+        axis.set_ylabel(loss_name)
         axis.set_yscale("log")
         axis.grid(alpha=0.3)
         axis.legend()

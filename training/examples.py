@@ -71,26 +71,52 @@ class Chunks(Dataset):
         return torch.from_numpy(track.read(start, self.frames))
 
 
+class Tiles(Dataset):
+    """Every track cut into chunks of ``frames`` samples, one every ``hop``
+    samples (the last ends at the track's end): (targets, 2, frames). Each
+    example is a fixed piece of one song, so an epoch covers every song."""
+
+    def __init__(self, tracks: list[Track], frames: int, hop: int):
+        self.tracks, self.frames = tracks, frames
+        self.starts = []  # (track index, first sample) of every tile
+        for index, track in enumerate(tracks):
+            starts = list(range(0, track.frames - frames + 1, hop))
+            if starts and starts[-1] != track.frames - frames:
+                starts.append(track.frames - frames)
+            self.starts += [(index, start) for start in starts]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, key: int) -> torch.Tensor:
+        index, start = self.starts[key % len(self)]
+        return torch.from_numpy(self.tracks[index].read(start, self.frames))
+
+
 class Examples(Dataset):
     """The training set: chunks, pitch/tempo changed on some (``demucs.repitch.
     RepitchedWrapper``, the same change for all sources of an example so
-    they still mix into one song), cut to ``frames``; seeded per example."""
+    they still mix into one song), cut to ``frames``; seeded per example.
+    The chunks are ``samples_per_track`` random ones per track, or, with
+    ``tile_hop``, every track tiled (:class:`Tiles`)."""
 
     def __init__(self, tracks: list[Track], samples_per_track: int, frames: int, augment: Augmentations, seed: int,
-                 read_frames: int | None = None):
+                 read_frames: int | None = None, tile_hop: int | None = None):
         self.tracks, self.frames, self.seed = tracks, frames, seed
         #: Samples read per example (more may be asked for, to read the same chunks as another run).
         self.read_frames = max(read_frames or frames, repitch_read_frames(frames, augment))
+        chunks = (Chunks(tracks, samples_per_track, self.read_frames) if tile_hop is None
+                  else Tiles(tracks, self.read_frames, tile_hop))
         if augment.repitch_proba > 0:
             from demucs.repitch import RepitchedWrapper
 
             self.inner = RepitchedWrapper(
-                Chunks(tracks, samples_per_track, self.read_frames), proba=augment.repitch_proba,
+                chunks, proba=augment.repitch_proba,
                 max_pitch=augment.max_pitch, max_tempo=augment.max_tempo, tempo_std=augment.tempo_std,
                 vocals=[TARGETS.index("vocals")], same=True,
             )
         else:
-            self.inner = Chunks(tracks, samples_per_track, self.read_frames)
+            self.inner = chunks
         self.examples_per_epoch = len(self.inner)
 
     def __len__(self) -> int:

@@ -37,6 +37,11 @@ def weights_file(output: Path, target: str) -> Path:
     return Path(output) / f"{target}.pth"
 
 
+def snapshot_file(output: Path, head: str, epoch: int) -> Path:
+    """The weights of ``head`` after ``epoch`` (``--snapshot-epochs``)."""
+    return Path(output) / "snapshots" / f"{head}-epoch{epoch:04d}.pth"
+
+
 def target_json(output: Path, target: str) -> Path:
     return Path(output) / f"{target}.json"
 
