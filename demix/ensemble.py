@@ -78,6 +78,7 @@ class Ensemble:
         shares: Mapping[str, Mapping[str, float]],
         device: torch.device | str = "cpu",
         member_compute: Mapping[str, str] | None = None,
+        partial: bool = False,
         **separation,
     ):
         """``shares[member.name][target]``: each member's raw share of each
@@ -89,7 +90,9 @@ class Ensemble:
         ``overlap_seconds``, ``wiener_iterations``, ``compute``), checked as
         the config checks them; one not given is the config schema's default
         (:func:`demix.config.separation_settings`), so an ensemble built in
-        code runs as one from a config that leaves it out."""
+        code runs as one from a config that leaves it out. ``partial``: a
+        target no member estimates is silence instead of an error (a member
+        scored alone: ``python -m evaluation run --method member:NAME``)."""
         if "seed" in separation:  # the members are built already: their seed is load_member's
             raise ConfigError("Ensemble: seed: the Demucs seed is given to the members "
                               "(demix.members.load_member, or Ensemble.from_config), not to the ensemble")
@@ -112,20 +115,22 @@ class Ensemble:
         self.compiled = any(mode in COMPILED_MODES for mode in self.member_compute.values())
         for member in self.members:
             member.set_compute(self.member_compute[member.name])
-        self.blend = Blend({m.name: m.targets for m in self.members}, shares, wiener_iterations, self.device)
+        self.blend = Blend({m.name: m.targets for m in self.members}, shares, wiener_iterations, self.device,
+                           partial=partial)
         multiple = max(member.block_multiple for member in self.members)
         self.block = max(1, round(block_seconds * SAMPLE_RATE / multiple)) * multiple
         self.overlap = min(int(overlap_seconds * SAMPLE_RATE), self.block // 2)
 
     @classmethod
-    def from_config(cls, config: Config, models_dir: Path, device: torch.device | str = "cpu") -> "Ensemble":
+    def from_config(cls, config: Config, models_dir: Path, device: torch.device | str = "cpu",
+                    partial: bool = False) -> "Ensemble":
         """Load the members a config names, from files only. No warm-up and no
         cache set-up: :func:`demix.load.load_ensemble` takes those steps."""
         members = [load_member(member, models_dir, seed=config.seed) for member in config.members]
         shares = {member.name: member.shares for member in config.members}
         member_compute = {member.name: member.compute for member in config.members if member.compute is not None}
         return cls(
-            members, shares, device, member_compute, wiener_iterations=config.wiener_iterations,
+            members, shares, device, member_compute, partial, wiener_iterations=config.wiener_iterations,
             block_seconds=config.block_seconds, overlap_seconds=config.overlap_seconds, compute=config.compute,
         )
 
@@ -297,10 +302,11 @@ class Blend:
         shares: Mapping[str, Mapping[str, float]],
         wiener_iterations: int,
         device: torch.device | str = "cpu",
+        partial: bool = False,
     ):
         self.member_targets = {name: tuple(targets) for name, targets in member_targets.items()}
         self.device = torch.device(device)
-        self.shares = _normalise(self.member_targets, shares)
+        self.shares = _normalise(self.member_targets, shares, partial)
         self.postfilter = WienerPostFilter(wiener_iterations).to(self.device) if wiener_iterations else None
 
     @property
@@ -328,13 +334,16 @@ class Blend:
 
 
 def _normalise(
-    member_targets: Mapping[str, Sequence[str]], shares: Mapping[str, Mapping[str, float]]
+    member_targets: Mapping[str, Sequence[str]], shares: Mapping[str, Mapping[str, float]], partial: bool = False
 ) -> dict[str, dict[str, float]]:
     normalised = {}
     for target in TARGETS:
         raw = {name: float(shares.get(name, {}).get(target, 0.0))
                for name, targets in member_targets.items() if target in targets}
         total = sum(raw.values())
+        if total <= 0 and partial:
+            normalised[target] = {}
+            continue
         if total <= 0:
             raise ConfigError(
                 f"no member estimates {target!r} with a weight above 0 "

@@ -42,10 +42,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_ensemble(config: Config, models_dir=None, device: str | torch.device = "auto", *,
-                  threads: bool = True, warm_up: bool = True) -> Ensemble:
+                  threads: bool = True, warm_up: bool = True, partial: bool = False) -> Ensemble:
     """The ensemble ``config`` describes, ready to separate. ``models_dir``:
     None for :func:`demix.paths.models_dir`; ``threads=False`` leaves torch's
-    thread count as the caller set it (evaluation workers share the CPUs)."""
+    thread count as the caller set it (evaluation workers share the CPUs);
+    ``partial``: see :class:`demix.ensemble.Ensemble`."""
     if threads:
         configure_threads()
     device = resolve_device(device) if isinstance(device, str) else device
@@ -54,7 +55,7 @@ def load_ensemble(config: Config, models_dir=None, device: str | torch.device = 
         check_compute_mode(mode, device)
     if modes & set(COMPILED_MODES):
         use_compile_cache()
-    ensemble = Ensemble.from_config(config, resolve_models_dir(models_dir), device)
+    ensemble = Ensemble.from_config(config, resolve_models_dir(models_dir), device, partial)
     if warm_up:
         ensemble.warm_up()
     return ensemble
