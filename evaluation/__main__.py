@@ -1,19 +1,54 @@
 """``python -m evaluation run``: score methods on MUSDB18(-HQ) with museval
-and the global SDR, in parallel, resumably."""
+and the global SDR, in parallel, resumably; ``tune`` an ensemble's weights;
+``report`` runs; ``slicq-search`` the sliCQT whose MPI oracle scores best."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from demix.errors import DemixError
+
+
+def _argument(parse):
+    """An argparse type from a parser that raises DemixError: its message, as argparse prints them."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except DemixError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _pair(kind, option: str):
+    """``LO,HI`` of numbers."""
+    def pair(text: str):
+        parts = text.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            return kind(parts[0]), kind(parts[1])
+        except ValueError:
+            raise DemixError(f"{option} {text!r}: expected LO,HI, e.g. {option} "
+                             + ("10,300" if kind is int else "10,130")) from None
+
+    pair.__name__ = f"{kind.__name__} pair"
+    return pair
+
+
+def _scales(text: str) -> tuple[str, ...]:
+    return tuple(scale.strip() for scale in text.split(",") if scale.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
     from demix.compute import available_cpus
     from demix.config_choice import ORDER_HELP
     from evaluation.oracles import ORACLES
+    from evaluation.slicq_oracles import DEFAULT_SLICQ, SCALES, SLICQ_ORACLES, SlicqParams
 
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -23,12 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--split", choices=("train", "valid"), default=None, help="with --subset train")
     run.add_argument("--tracks", nargs="+", default=None, help="track names (default: all)")
     run.add_argument("--method", nargs="+", default=["ensemble"],
-                     help=f"ensemble, member:<name>, {', '.join(ORACLES)} (default: ensemble)")
+                     help=f"ensemble, member:<name>, {', '.join(ORACLES + SLICQ_ORACLES)} (default: ensemble)")
     run.add_argument("--out", type=Path, default=Path("evaluation-results"), help="score files and tables")
     run.add_argument("--workers", type=int, default=available_cpus(), help="worker processes (default: the CPUs)")
     run.add_argument("--config", type=Path, default=None, help=f"ensemble config ({ORDER_HELP})")
     run.add_argument("--models", type=Path, default=None, help="weights folder")
     run.add_argument("--oracle-nfft", type=int, default=4096, help="STFT size of the oracles")
+    run.add_argument("--slicq", type=_argument(SlicqParams.parse), default=DEFAULT_SLICQ, metavar="SCALE,BINS,FMIN",
+                     help=f"sliCQT of the slicq-* oracles: scale ({', '.join(SCALES)}), bins, lowest frequency in Hz "
+                          f"(default {DEFAULT_SLICQ}: the xumx-sliCQ-V2 model's)")
     run.add_argument("--keep-estimates", action="store_true", help="also write OUT/estimates/<method>/<track>/*.wav")
     run.add_argument("--ray", metavar="ADDRESS", default=None,
                      help="run the tasks on this Ray cluster (HOST:PORT or auto) instead of local workers")
@@ -45,6 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--steps", type=int, default=10, help="weight grid step = 1/STEPS (default 10)")
     tune.add_argument("--wiener", type=int, nargs="+", default=[0, 1, 2], help="Wiener iterations to try")
     tune.add_argument("--workers", type=int, default=available_cpus(), help="worker processes for museval")
+
+    slicq = commands.add_parser("slicq-search", help="search the sliCQT whose MPI oracle scores best, "
+                                                     "against the STFT's")
+    slicq.add_argument("--root", type=Path, required=True, help="MUSDB18-HQ (wav folders) or MUSDB18 (.stem.mp4) root")
+    slicq.add_argument("--subset", choices=("test", "train"), default="test")
+    slicq.add_argument("--split", choices=("train", "valid"), default=None, help="with --subset train")
+    slicq.add_argument("--tracks", nargs="+", default=None, help="track names (default: all)")
+    slicq.add_argument("--trials", type=int, default=60, help="transforms to score (default 60)")
+    slicq.add_argument("--out", type=Path, required=True,
+                       help="trial files (OUT/trials/), the STFT oracle's score, best.json")
+    slicq.add_argument("--search", choices=("random", "grid"), default="random",
+                       help="random draws (seeded) or a grid of about --trials points (default random)")
+    slicq.add_argument("--scales", type=_argument(_scales), default=SCALES, metavar="SCALE,...",
+                       help=f"frequency scales to try (default {','.join(SCALES)})")
+    slicq.add_argument("--bins", type=_argument(_pair(int, "--bins")), default=(10, 300), metavar="LO,HI",
+                       help="numbers of frequency bins to try, both included (default 10,300)")
+    slicq.add_argument("--fmin", type=_argument(_pair(float, "--fmin")), default=(10.0, 130.0), metavar="LO,HI",
+                       help="lowest frequencies to try in Hz, both included, in 0.1 Hz steps (default 10,130)")
+    slicq.add_argument("--max-sllen", type=int, default=44100, metavar="SAMPLES",
+                       help="skip transforms with longer slices (default 44100, 1 s)")
+    slicq.add_argument("--seed", type=int, default=0, help="of the random search (default 0)")
+    slicq.add_argument("--workers", type=int, default=available_cpus(), help="worker processes (default: the CPUs)")
+    slicq.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="run the trials on this Ray cluster (HOST:PORT or auto) instead of local workers")
 
     report = commands.add_parser("report", help="Markdown table, box plots and a listening page of one or more runs")
     report.add_argument("results", type=Path, nargs="+", help="folders written by `run`")
@@ -74,12 +136,15 @@ def main(argv=None) -> int:
     from evaluation import run as evaluation_run
     from evaluation.dataset import open_tracks
     from evaluation.methods import method_names
+    from evaluation.slicq_oracles import SLICQ_ORACLES, check_rate
 
     args = build_parser().parse_args(argv)
     if args.command == "tune":
         return _tune(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "slicq-search":
+        return _slicq_search(args)
     config = _config_path(args)
     try:
         tracks = open_tracks(args.root, args.subset, args.split, args.tracks)
@@ -87,11 +152,14 @@ def main(argv=None) -> int:
         unknown = [m for m in args.method if m not in known]
         if unknown:
             raise DemixError(f"unknown methods {unknown}; this config offers: {', '.join(known)}")
+        if set(args.method) & set(SLICQ_ORACLES):
+            for track in tracks:
+                check_rate(track.rate, f"{args.root}: {track.name}")
         spec = evaluation_run.RunSpec(
             root=str(args.root.resolve()), subset=args.subset, split=args.split,
             config=str(config.resolve()),
             models_dir=str(models_dir(args.models).resolve()), oracle_nfft=args.oracle_nfft,
-            out_dir=str(args.out.resolve()), keep_estimates=args.keep_estimates,
+            out_dir=str(args.out.resolve()), keep_estimates=args.keep_estimates, slicq=str(args.slicq),
         )
         args.out.mkdir(parents=True, exist_ok=True)
         names = [track.name for track in tracks]
@@ -146,6 +214,31 @@ def _report(args) -> int:
             return 1
         print(f"listening page: {page.resolve().as_uri()}")
     return 0
+
+
+def _slicq_search(args) -> int:
+    from evaluation.dataset import open_tracks
+    from evaluation.slicq_oracles import check_rate
+    from evaluation.slicq_search import SearchSpace, SearchSpec, search, table
+
+    started = time.perf_counter()
+    try:
+        space = SearchSpace(scales=args.scales, bins=args.bins, fmin=args.fmin, max_sllen=args.max_sllen)
+        tracks = open_tracks(args.root, args.subset, args.split, args.tracks)
+        for track in tracks:
+            check_rate(track.rate, f"{args.root}: {track.name}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        spec = SearchSpec(root=str(args.root.resolve()), subset=args.subset, split=args.split,
+                          tracks=tuple(track.name for track in tracks), out_dir=str(args.out.resolve()))
+        best, failures = search(spec, space, args.trials, args.search, args.seed, args.workers, ray_address=args.ray)
+    except DemixError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(table(best))
+    print(f"best: {args.out / 'best.json'} ({time.perf_counter() - started:.0f} s)")
+    for failure in failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    return 1 if failures or best["best"] is None else 0
 
 
 def _tune(args) -> int:

@@ -31,6 +31,7 @@ import tqdm
 from demix import TARGETS
 from demix.atomic import atomic_path, write_json_atomically
 from demix.errors import first_line
+from evaluation.slicq_oracles import DEFAULT_SLICQ, SLICQ_ORACLES
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 
@@ -47,6 +48,8 @@ class RunSpec:
     oracle_nfft: int
     out_dir: str
     keep_estimates: bool
+    #: The sliCQT of the slicq-* oracles, as ``--slicq`` takes it (evaluation/slicq_oracles.py).
+    slicq: str = str(DEFAULT_SLICQ)
 
 
 def score_file(out_dir: Path, method: str, track: str) -> Path:
@@ -74,12 +77,12 @@ def _tracks(spec: RunSpec) -> dict:
 
 
 def _method(spec: RunSpec, name: str):
-    key = ("method", name)
+    key = ("method", name, spec.oracle_nfft, spec.slicq)
     if key not in _cache:  # models are loaded once per worker, not per track
         from evaluation.methods import build_method
 
         config = Path(spec.config) if spec.config else None
-        _cache[key] = build_method(name, config, Path(spec.models_dir), spec.oracle_nfft)
+        _cache[key] = build_method(name, config, Path(spec.models_dir), spec.oracle_nfft, spec.slicq)
     return _cache[key]
 
 
@@ -100,11 +103,14 @@ def evaluate_task(spec: RunSpec, method_name: str, track_name: str) -> dict:
         "duration": track.duration,
         "separation_seconds": separation_seconds,
         "seconds": time.perf_counter() - started,
-        "global_sdr": {t: global_sdr(track.targets[t].audio, estimates[t]) for t in TARGETS},
+        # of the targets the method estimates (a vocals-only member: vocals and accompaniment)
+        "global_sdr": {t: global_sdr(track.targets[t].audio, estimate) for t, estimate in estimates.items()},
         "museval": json.loads(museval_scores.json),
         # where the references are, for the listening page of `python -m evaluation report`
         "data": {"root": spec.root, "subset": spec.subset},
     }
+    if method_name in SLICQ_ORACLES:
+        result["slicq"] = spec.slicq
     if spec.keep_estimates:
         _write_estimates(estimates_folder(Path(spec.out_dir), method_name, track_name), estimates, int(track.rate))
     write_json_atomically(score_file(Path(spec.out_dir), method_name, track_name), result)
@@ -136,6 +142,11 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
     todo = [(m, t) for m, t in tasks if not _done(spec, m, t)]
     if len(todo) < len(tasks):
         log(f"{len(tasks) - len(todo)} of {len(tasks)} (method, track) scores already done: kept")
+    other_transform = [(m, t) for m, t in todo if m in SLICQ_ORACLES
+                       and _recorded_slicq(score_file(Path(spec.out_dir), m, t)) not in (None, spec.slicq)]
+    if other_transform:
+        log(f"{len(other_transform)} sliCQT oracle score(s) of another transform than --slicq {spec.slicq}: "
+            "computed again")
     failures = []
     if not todo:
         return failures
@@ -162,12 +173,24 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
 
 def _done(spec: RunSpec, method: str, track: str) -> bool:
     """A task is done when its score file exists and, with --keep-estimates,
-    its four estimates too (a run without it, then one with it, keeps them)."""
+    its estimates too (a run without it, then one with it, keeps them)."""
     out = Path(spec.out_dir)
     if not score_file(out, method, track).is_file():
         return False
+    if method in SLICQ_ORACLES and _recorded_slicq(score_file(out, method, track)) != spec.slicq:
+        return False  # a score of another transform: this run's replaces it
     folder = estimates_folder(out, method, track)
-    return not spec.keep_estimates or all((folder / f"{target}.wav").is_file() for target in TARGETS)
+    if not spec.keep_estimates:
+        return True
+    estimated = json.loads(score_file(out, method, track).read_text())["global_sdr"]
+    return all((folder / f"{target}.wav").is_file() for target in estimated)
+
+
+def _recorded_slicq(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("slicq")
+    except (OSError, ValueError):
+        return None
 
 
 def _run_on_ray(spec: RunSpec, todo: list[tuple[str, str]], address: str, log) -> list[str]:
@@ -262,7 +285,8 @@ def summary(results: list[dict]):
             row = {"method": method, "target": target, "tracks": len(method_results)}
             for metric in METRICS:
                 row[metric] = float(aggregated.get((target, metric), float("nan")))
-            row["global_SDR"] = float(pd.Series([r["global_sdr"][target] for r in method_results]).mean())
+            row["global_SDR"] = float(pd.Series([r["global_sdr"].get(target, float("nan"))
+                                                 for r in method_results]).mean())
             rows.append(row)
     return pd.DataFrame(rows)
 
