@@ -1,7 +1,7 @@
 """demix: split a song into bass, drums, other and vocals with a per-target
-blend of pretrained models: Open-Unmix, Demucs, Spleeter and the MSST families
-(BS-RoFormer, Mel-Band RoFormer, SCNet, MDX23C, SCNet Tran, SCNet Masked,
-BS Conformer).
+blend of pretrained models: Open-Unmix, Demucs, Spleeter, xumx-sliCQ-V2 and the
+MSST families (BS-RoFormer, Mel-Band RoFormer, SCNet, MDX23C, SCNet Tran, SCNet
+Masked, BS Conformer).
 
 This package is the engine; it knows nothing of any challenge's protocol.
 """

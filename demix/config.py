@@ -23,8 +23,9 @@ Layout (see ``demix/default.toml`` for the shipped default)::
 official name, else the one family whose files the path looks like
 (:func:`demix.families.recognise`: Demucs ``.th``/``.yaml``, Open-Unmix
 training folders, Spleeter folders of ``.ckpt`` files, MSST models by their
-YAML's keys); a path that no family or several families could claim is an
-error that says so. A declared family is obeyed: nothing is sniffed.
+YAML's keys, xumx-sliCQ-V2 folders); a path that no family or several
+families could claim is an error that says so. A declared family is obeyed:
+nothing is sniffed.
 
 Shares (``weights`` is their old name, still read) are per member and per
 target and are normalised per target over the members that estimate that

@@ -93,6 +93,15 @@ def _is_spleeter(path: Path) -> bool:
     return path.is_dir() and any(path.glob("*.ckpt")) and not is_msst_model(path)
 
 
+def _is_xumx_slicq(path: Path) -> bool:
+    """Either file of an xumx-sliCQ-V2 folder (the member then says which one is missing)."""
+    return path.is_dir() and any((path / name).is_file() for name in ("xumx_slicq_v2.json", "xumx_slicq_v2.pth"))
+
+
+def _is_vocal_mask(path: Path) -> bool:
+    return path.is_dir() and (path / "vocal_mask.json").is_file()
+
+
 def msst_type_of(path: Path) -> str | None:
     """The MSST model type the YAML of the model at ``path`` (a folder or a
     ``.ckpt``) describes, or None when it does not say (:func:`yaml_model_type`)."""
@@ -203,6 +212,17 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     # Its YAML has exactly SCNet's keys: it is told by training.model_type or a declared family.
     _msst("scnet_masked", "SCNet Masked", MsstModel(
         "msst.models.scnet.scnet_masked:SCNet", frozenset(), left_eager=_SCNET_FEATURE_CONVERSION)),
+    # chunk_size: the package's Separator cuts its input into chunks this long (no overlap); 0 runs
+    # each ensemble block whole (the package's default, 2621440, is shorter than the default block)
+    Family("xumx_slicq", "xumx-sliCQ-V2", "demix.members.xumx_slicq:XumxSlicqMember", {
+        "chunk_size": integer(0, at_least=44100, zero_means="the whole block"),
+        ALLOW_GLOBALS: ALLOW_GLOBALS_OPTION,
+    }, _is_xumx_slicq, "a folder with xumx_slicq_v2.json and xumx_slicq_v2.pth", compute=("eager",)),
+    # Trained with the kit (python -m training fit --recipe vocal-mask); vocals only.
+    Family("vocal_mask", "Vocal Mask CNN", "demix.members.vocal_mask:VocalMaskMember", {
+        "mask_at_eval": one_of("soft", "soft", "hard"),
+        "frames_per_pass": integer(4096, at_least=1),
+    }, _is_vocal_mask, "a folder with vocal_mask.json and vocal_mask.pth", compute=("eager",)),
 )}
 
 #: The MSST model types, by msst's ``model_type``.

@@ -258,7 +258,7 @@ LAYERS = {
     "demix": set(),
     "listening_pages": {"demix"},
     "evaluation": {"demix", "listening_pages"},
-    "training": {"demix"},
+    "training": {"demix", "listening_pages", "evaluation"},  # its evaluations score as evaluation does
     "challenge": {"demix", "evaluation"},
 }
 PARTS = set(LAYERS) | {"evaluator", "my_submission", "predict", "test"}

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 #: The member classes this package exports, by the module that holds each.
 _CLASSES = {"Member": "base", "DemucsMember": "demucs", "MsstMember": "msst", "OpenUnmixMember": "openunmix",
-            "SpleeterMember": "spleeter"}
+            "SpleeterMember": "spleeter", "VocalMaskMember": "vocal_mask", "XumxSlicqMember": "xumx_slicq"}
 
 __all__ = [*_CLASSES, "load_member"]
 

