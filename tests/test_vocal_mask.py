@@ -78,10 +78,10 @@ def held_out_vocals_sdr(member: VocalMaskMember, track: Path) -> float:
     return global_sdr(sf.read(track / "vocals.wav", dtype="float32")[0], estimate.T.numpy())
 
 
-#: Measured (2-core AMD EPYC Zen 4, one thread): after STEPS steps on the training excerpt, the
-#: held-out excerpt's vocals global SDR goes from {untrained} to {trained} dB (soft mask). The floor
-#: is about half the measured gain.
-LEARNING_FLOOR_DB = 0.6
+#: Measured 2026-12-07 (one thread; the same on any CPU that rounds alike): after STEPS steps on
+#: 80s Rock, the held-out Falcon 69's vocals global SDR goes from -1.86 dB untrained to +0.01 dB
+#: (soft mask), +1.87 dB; the floor is about half of that.
+LEARNING_FLOOR_DB = 1.0
 
 
 @pytest.mark.slow
@@ -196,7 +196,11 @@ def test_the_trained_folder_separates_in_a_blend_through_every_entry_point(tmp_p
                              "--out", str(tmp_path / "scores")], cwd=PROJECT, env=environment,
                             capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr[-3000:]
-    assert "member:mask" in (tmp_path / "scores" / "summary.csv").read_text()
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "scores" / "summary.csv").set_index("target")
+    assert np.isfinite(summary.loc["vocals", "SDR"]) and np.isfinite(summary.loc["vocals", "global_SDR"])
+    assert summary.loc["drums", ["SDR", "global_SDR"]].isna().all()  # it estimates only the vocals
 
 
 # -- the member's files, and the recipe's options ------------------------------------------------
