@@ -23,7 +23,7 @@ Layout (see ``demix/default.toml`` for the shipped default)::
 official name, else the one family whose files the path looks like
 (:func:`demix.families.recognise`: Demucs ``.th``/``.yaml``, Open-Unmix
 training folders, Spleeter folders of ``.ckpt`` files, MSST models by their
-YAML's keys, xumx-sliCQ-V2 folders); a path that no family or several
+YAML's keys, xumx-sliCQ-V2 and Vocal Mask CNN folders); a path that no family or several
 families could claim is an error that says so. A declared family is obeyed:
 nothing is sniffed.
 
