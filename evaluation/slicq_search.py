@@ -128,11 +128,7 @@ def random_trials(space: SearchSpace, count: int, seed: int) -> tuple[list[Slicq
         if params in seen:
             continue
         seen.add(params)
-        sllen = slice_length(params)
-        if sllen > space.max_sllen:
-            skipped.append((params, sllen))
-        else:
-            kept.append(params)
+        _keep_or_skip(params, space, kept, skipped)
     return kept, skipped
 
 
@@ -153,13 +149,17 @@ def grid_trials(space: SearchSpace, count: int) -> tuple[list[SlicqParams], list
     for scale in space.scales:
         for bin_number in bins:
             for fmin in fmins:
-                params = SlicqParams(scale, bin_number, fmin)
-                sllen = slice_length(params)
-                if sllen > space.max_sllen:
-                    skipped.append((params, sllen))
-                else:
-                    kept.append(params)
+                _keep_or_skip(SlicqParams(scale, bin_number, fmin), space, kept, skipped)
     return kept, skipped
+
+
+def _keep_or_skip(params: SlicqParams, space: SearchSpace, kept: list, skipped: list) -> None:
+    """Into ``kept``, or into ``skipped`` with its slice length where that exceeds ``--max-sllen``."""
+    sllen = slice_length(params)
+    if sllen > space.max_sllen:
+        skipped.append((params, sllen))
+    else:
+        kept.append(params)
 
 
 # ---------------------------------------------------------------- in a worker

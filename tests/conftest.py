@@ -554,3 +554,28 @@ model = "{scnet}"
 weights = {{ {shares} }}
 """)
     return config
+
+
+def kill_training_at_step(arguments: list, output: Path, step: int) -> dict:
+    """Start ``python -m training fit ARGUMENTS`` (one thread) writing to
+    ``output``, SIGKILL it once its checkpoint has reached ``step``, and
+    return that last checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from training import folder as files
+
+    process = subprocess.Popen([sys.executable, "-m", "training", "fit", *map(str, arguments)], cwd=PROJECT,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = Path(output) / files.CHECKPOINT
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if checkpoint.is_file() and files.load_torch(checkpoint)["step"] >= step:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, process.stderr.read().decode()[-3000:]
+    return files.load_torch(checkpoint)

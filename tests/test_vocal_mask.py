@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ import soundfile as sf
 import torch
 
 from challenge.example import lay_out_stem_file
-from conftest import tiny_openunmix_folder
+from conftest import kill_training_at_step, tiny_openunmix_folder
 from demix import SAMPLE_RATE
 from demix.audio import resample
 from demix.errors import DemixError, WeightsError
@@ -116,18 +114,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, root, trained):
     """SIGKILL once a checkpoint past step 8 is written, then --resume: the
     weights and losses are bit for bit those of the uninterrupted run."""
     output = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "training", "fit", "--root", str(root), "--output", str(output),
-                                "--steps", str(STEPS), *RUN], cwd=PROJECT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed_at = kill_training_at_step(["--root", root, "--output", output, "--steps", STEPS, *RUN], output, 8)
+    assert killed_at["step"] < STEPS
     checkpoint = output / files.CHECKPOINT
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if checkpoint.is_file() and files.load_torch(checkpoint)["step"] >= 8:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, process.stderr.read().decode()[-3000:]
-    assert files.load_torch(checkpoint)["step"] < STEPS
 
     run_training("--root", root, "--output", output, "--steps", STEPS, *RUN, "--resume")
     final, reference = files.load_torch(checkpoint), files.load_torch(trained / files.CHECKPOINT)
