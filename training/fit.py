@@ -18,6 +18,7 @@ with ``--resume`` goes on exactly as if it had never stopped.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import shutil
 import time
@@ -40,6 +41,9 @@ from .options import LoopOptions
 from .recipe import Recipe, recipe_class
 
 CHECKPOINT_VERSION = 1
+#: curve.png is redrawn at most this often during a run (a drawing costs about 0.3 s, more than a
+#: whole epoch of a small run), and always when the run ends.
+CURVE_INTERVAL_SECONDS = 30.0
 
 
 def fit(options: LoopOptions, models_dir: Path | None = None) -> Path:
@@ -129,6 +133,7 @@ class Trainer:
         self.epoch_seconds = 0.0
         self.log: list[dict] = []
         self.best_epoch = {h: 0 for h in self.heads}
+        self.curve_drawn_at = -math.inf
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -147,6 +152,12 @@ class Trainer:
             epochs.update(1)
             epochs.set_postfix({h: f"{self.log[-1]['valid_loss'][h]:.4g}" for h in self.heads}, refresh=True)
         epochs.close()
+        if self.log:
+            self._draw_curve()
+
+    def _draw_curve(self) -> None:
+        write_curve(self.output / files.CURVE, self.log, self.heads, self.recipe.loss_name)
+        self.curve_drawn_at = time.monotonic()
 
     def _finished(self) -> bool:
         """Out of epochs or steps, or every head's early stopping said stop at the last epoch."""
@@ -241,7 +252,8 @@ class Trainer:
         for head in self.heads:
             self.recipe.head_record(self.output, head, self._head_summary(head))
         files.write_json(self.output / files.LOG, {"start": self.start, "epochs": self.log})
-        write_curve(self.output / files.CURVE, self.log, self.heads, self.recipe.loss_name)
+        if time.monotonic() - self.curve_drawn_at >= CURVE_INTERVAL_SECONDS:
+            self._draw_curve()
         self._save_checkpoint()
 
     def _head_summary(self, head: str) -> dict:

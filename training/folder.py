@@ -7,7 +7,7 @@ plus what is needed to look at the run and to resume it::
     separator.json     STFT settings, sample rate, channels
     options.json       every option of the run and its value
     log.json           per epoch: steps, train and validation loss per target, learning rates, seconds
-    curve.png          train and validation loss per epoch
+    curve.png          train and validation loss per epoch (redrawn at most every 30 s, and at the end)
     checkpoint.pt      everything needed to resume (not needed to separate: leave it out of a submission)
 
 Every file is written beside its destination and renamed into place, so a
