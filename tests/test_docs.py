@@ -203,4 +203,6 @@ def test_the_readme_stays_a_short_guide_that_opens_with_the_two_commands():
     assert len(readme) <= README_MAX_BYTES, f"README.md is {len(readme)} bytes; move the depth to docs/"
     first_screen = readme.decode().splitlines()[:12]
     assert "bash scripts/setup.sh && bash scripts/example.sh" in first_screen
-    assert "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -q" in first_screen
+    test_command = "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -q -n 2 --dist loadfile"
+    assert test_command in first_screen
+    assert test_command in (PROJECT / ".ci" / "run").read_text().splitlines()  # CI runs the README's command
