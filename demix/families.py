@@ -218,7 +218,8 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
         "chunk_size": integer(0, at_least=44100, zero_means="the whole block"),
         ALLOW_GLOBALS: ALLOW_GLOBALS_OPTION,
     }, _is_xumx_slicq, "a folder with xumx_slicq_v2.json and xumx_slicq_v2.pth", compute=("eager",)),
-    # Trained with the kit (python -m training fit --recipe vocal-mask); vocals only.
+    # Trained with the kit (python -m training fit --recipe vocal-mask); vocals only. Its defaults are
+    # vocal_mask_net's MASK_MODES[0] and FRAMES_PER_PASS, written out: this module imports no torch.
     Family("vocal_mask", "Vocal Mask CNN", "demix.members.vocal_mask:VocalMaskMember", {
         "mask_at_eval": one_of("soft", "soft", "hard"),
         "frames_per_pass": integer(4096, at_least=1),

@@ -85,6 +85,18 @@ def track_scores(result: dict, target: str) -> dict[str, float]:
     return scores
 
 
+def estimates_target(result: dict, target: str) -> bool:
+    """Whether the method of a score file estimates ``target`` (a member scored
+    alone estimates only its own targets)."""
+    return target in result["global_sdr"]
+
+
+def mean_over_targets(values, estimated: bool = True) -> float:
+    """The mean over the four targets, or NaN where the method does not
+    estimate them all (a vocals-only member's vocals are not a mean)."""
+    return _mean(values) if estimated else math.nan
+
+
 def _float(value) -> float:
     try:
         return float(value)
@@ -172,12 +184,15 @@ def _overview(summary, runs, colours, tracks, boxplot, out) -> str:
             continue
         sdr = [float(rows.loc[t, "SDR"]) for t in TARGETS]
         global_sdr = [float(rows.loc[t, "global_SDR"]) for t in TARGETS]
+        every_target = all(math.isfinite(value) for value in global_sdr)  # NaN: a target not estimated
         name = f'<th scope="row">{_swatch(colours[run.name])}{markup.esc(run.name)}</th>'
         museval_rows.append(
-            f'<tr class="method">{name}{"".join(markup.number(v) for v in sdr)}{markup.number(_mean(sdr))}'
-            f"{markup.number(_mean(global_sdr))}<td class=\"num\">{int(rows['tracks'].iloc[0])}</td></tr>")
+            f'<tr class="method">{name}{"".join(markup.number(v) for v in sdr)}'
+            f"{markup.number(mean_over_targets(sdr, every_target))}"
+            f"{markup.number(mean_over_targets(global_sdr, every_target))}"
+            f"<td class=\"num\">{int(rows['tracks'].iloc[0])}</td></tr>")
         global_rows.append(f'<tr class="method">{name}{"".join(markup.number(v) for v in global_sdr)}'
-                           f"{markup.number(_mean(global_sdr))}</tr>")
+                           f"{markup.number(mean_over_targets(global_sdr, every_target))}</tr>")
     for label, scores in PUBLISHED.items():
         values = [scores.get(t) for t in TARGETS]
         mean = scores.get("mean", _mean(values) if all(v is not None for v in values) else None)
@@ -190,7 +205,9 @@ def _overview(summary, runs, colours, tracks, boxplot, out) -> str:
         cells = []
         for run in runs:
             result = run.results.get(track)
-            cells.append(markup.number(_mean([track_scores(result, t)["SDR"] for t in TARGETS]) if result else None))
+            cells.append(markup.number(mean_over_targets(
+                [track_scores(result, t)["SDR"] for t in TARGETS],
+                all(estimates_target(result, t) for t in TARGETS))) if result else None)
         anchor = f"t{index:03d}-{markup.slug(track)}"
         track_rows.append(f'<tr><th scope="row"><a href="#{markup.esc(anchor)}">{markup.esc(track)}</a></th>'
                           f'{"".join(cells)}</tr>')
@@ -241,7 +258,8 @@ def _track_section(out, track, anchor, runs, colours, references, window_seconds
              f"<p>{duration:.1f} s; methods: {', '.join(markup.esc(run.name) for run in present)}.</p>"]
     if problem:
         parts.append(f'<p class="note">No players or spectrograms: {markup.esc(problem)}.</p>')
-    missing = [run for run in present if not all(run.estimate_path(track, t).is_file() for t in TARGETS)]
+    missing = [run for run in present if not all(run.estimate_path(track, t).is_file()
+                                                 for t in TARGETS if estimates_target(run.results[track], t))]
     for run in missing:
         parts.append(f'<p class="note">{markup.esc(run.name)}: {_keep_hint(run, run.results[track])}.</p>')
     assets = out / markup.ASSETS / anchor
@@ -283,6 +301,10 @@ def _target_group(out, assets, track, target, runs, colours, loaded, window_seco
         if result is None:
             rows.append(f'<tr class="estimate"><th scope="row">{name}</th>'
                         '<td colspan="10">not run on this track</td></tr>')
+            continue
+        if not estimates_target(result, target):
+            rows.append(f'<tr class="estimate"><th scope="row">{name}</th>'
+                        f'<td colspan="10">does not estimate {markup.esc(target)}</td></tr>')
             continue
         scores = track_scores(result, target)
         cells = "".join(markup.number(scores[m]) for m in SCORE_COLUMNS) + markup.number(scores["global_SDR"])

@@ -50,6 +50,9 @@ class EnsembleMethod:
         self.ensemble = load_ensemble(config, models_dir, "cpu", threads=False, partial=member is not None)
         estimated = {target for m in self.ensemble.members for target in m.targets}
         self.targets = tuple(target for target in TARGETS if target in estimated)
+        if len(self.targets) == 1 and self.targets != ("vocals",):
+            raise DemixError(f"member {member!r} estimates only {self.targets[0]}: museval scores two estimates "
+                             "or more (a vocals-only member with the accompaniment); score it in an ensemble")
 
     def separate(self, track) -> dict[str, np.ndarray]:
         from demix.separate import separate_audio

@@ -44,8 +44,10 @@ def markdown_table(summary, tracks: int) -> str:
     for method, rows in summary.groupby("method", sort=False):
         rows = rows.set_index("target")
         sdr = [rows.loc[t, "SDR"] for t in TARGETS]
-        lines.append(f"| {method} | " + " | ".join(_fmt(v) for v in sdr)
-                     + f" | {_fmt(float(np.nanmean(sdr)))} | {_fmt(float(rows['global_SDR'].mean()))} |")
+        # a target whose global SDR is NaN is one the method does not estimate: no mean over targets then
+        every_target = bool(np.isfinite([rows.loc[t, "global_SDR"] for t in TARGETS]).all())
+        means = (float(np.nanmean(sdr)), float(rows["global_SDR"].mean())) if every_target else (math.nan, math.nan)
+        lines.append(f"| {method} | " + " | ".join(_fmt(v) for v in sdr) + f" | {_fmt(means[0])} | {_fmt(means[1])} |")
     for name, scores in PUBLISHED.items():
         per_target = [scores.get(t) for t in TARGETS]
         mean = scores.get("mean", float(np.mean(per_target)) if all(v is not None for v in per_target) else None)

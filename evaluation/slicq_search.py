@@ -93,7 +93,7 @@ class SearchSpace:
 
 def trial_id(params: SlicqParams) -> str:
     """The trial's file name, from its parameters: ``bark-262-32.9``."""
-    return f"{params.scale}-{params.bins}-{params.fmin:.1f}"
+    return f"{params.scale}-{params.bins}-{params.fmin:g}"
 
 
 def trial_file(out_dir: Path, params: SlicqParams) -> Path:

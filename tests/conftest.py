@@ -567,9 +567,10 @@ def kill_training_at_step(arguments: list, output: Path, step: int) -> dict:
 
     from training import folder as files
 
-    process = subprocess.Popen([sys.executable, "-m", "training", "fit", *map(str, arguments)], cwd=PROJECT,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = Path(output).parent / f"{Path(output).name}.stderr"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "training", "fit", *map(str, arguments)], cwd=PROJECT,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=stderr)
     checkpoint = Path(output) / files.CHECKPOINT
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -577,5 +578,6 @@ def kill_training_at_step(arguments: list, output: Path, step: int) -> dict:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, process.stderr.read().decode()[-3000:]
+    assert process.wait() == -signal.SIGKILL, log.read_text()[-3000:]
+    assert checkpoint.is_file(), f"no checkpoint after 240 s: {log.read_text()[-3000:]}"
     return files.load_torch(checkpoint)

@@ -52,7 +52,7 @@ def test_the_command_line_in_the_default_mode_gives_eagers_stems(configs, compil
 
     completed = subprocess.run(
         [sys.executable, "-m", "demix", "separate", str(example / "mixture.wav"), "-o", str(tmp_path / "compiled"),
-         "--config", str(configs["compiled"])], cwd=PROJECT, capture_output=True, text=True, timeout=900,
+         "--config", str(configs["compiled"]), "--device", "cpu"], cwd=PROJECT, capture_output=True, text=True, timeout=900,
         env={**os.environ, "DEMIX_COMPILE_CACHE": str(compile_cache)})
     assert completed.returncode == 0, completed.stderr
     compiled = stems(tmp_path / "compiled" / "mixture")

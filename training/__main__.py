@@ -10,18 +10,13 @@ from demix.errors import DemixError
 
 from .options import RECIPE_OPTIONS, Augmentations, FitOptions, add_arguments, from_namespace
 
-#: What each recipe trains, for --help.
-RECIPE_HELP = {"umx": "Open-Unmix target models (train or fine-tune)",
-               "vocal-mask": "the Vocal Mask CNN: a vocals-only binary-mask CNN at 22.05 kHz"}
-
-
 def build_parser(recipe: str = "umx") -> argparse.ArgumentParser:
     """The parser, with the options of ``recipe`` under ``fit``."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     fit = commands.add_parser(
-        "fit", help="train a model with a recipe: " + "; ".join(f"{k}: {v}" for k, v in RECIPE_HELP.items()),
-        description=f"--recipe {recipe}: {RECIPE_HELP[recipe]}. The options below are this recipe's; "
+        "fit", help="train a model with a recipe: " + "; ".join(f"{k}: {_trains(k)}" for k in RECIPE_OPTIONS),
+        description=f"--recipe {recipe}: {_trains(recipe)}. The options below are this recipe's; "
                     "`fit --recipe NAME --help` lists another's.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     fit.add_argument("--recipe", choices=tuple(RECIPE_OPTIONS), default="umx", help="what to train")
@@ -61,6 +56,11 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _trains(recipe: str) -> str:
+    """What a recipe trains: the first line of its options' docstring."""
+    return RECIPE_OPTIONS[recipe].__doc__.strip().splitlines()[0].rstrip(".")
 
 
 def _chosen_recipe(argv) -> str:

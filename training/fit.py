@@ -60,19 +60,24 @@ def fit(options: LoopOptions, models_dir: Path | None = None) -> Path:
     checkpoint_path = output / files.CHECKPOINT
     if options.resume and not checkpoint_path.is_file():
         raise DemixError(f"{output}: no {files.CHECKPOINT} here to resume")
+    if options.resume:
+        trained_with = files.load_torch(checkpoint_path)["options"].get("recipe", "umx")
+        if trained_with != options.RECIPE:
+            raise DemixError(f"{output} was trained with --recipe {trained_with}: resume it with --recipe "
+                             f"{trained_with} and its options")
     if not options.resume and checkpoint_path.is_file():
         raise DemixError(f"{output} holds a training checkpoint already: --resume to continue it, "
                          "or choose another --output")
     if options.augment.repitch_proba > 0:
         check_repitch_tools()
     device = resolve_device(options.device)
-    recipe = recipe_class(options.RECIPE)(options, device)
+    recipe = recipe_class(options)(options, device)
     train_tracks, valid_tracks = training_tracks(options.root)
     examples = recipe.examples(train_tracks)
     check_lengths(train_tracks, examples.read_frames, "training tracks")
     if len(examples) < options.batch_size:
-        raise DemixError(f"{len(examples)} examples per epoch from {len(train_tracks)} tracks is less than one "
-                         f"batch of {options.batch_size}")
+        raise DemixError(f"{len(examples)} examples per epoch from {len(train_tracks)} tracks (--samples-per-track "
+                         f"or the tracks' lengths over --seq-dur) is less than one batch of {options.batch_size}")
     trainer = Trainer(options, recipe, examples, train_tracks, valid_tracks, device, models_dir)
     trainer.run()
     return output

@@ -98,13 +98,14 @@ class LoopOptions:
     quiet: bool = _option(False, "no progress bars", action="store_true")
     augment: Augmentations = field(default_factory=Augmentations)
 
-    #: The recipe (:data:`training.recipe.RECIPES`) these options are for.
+    #: The recipe these options are for (its ``--recipe`` name), and its class, ``"module:Class"``.
     RECIPE: ClassVar[str] = ""
+    RECIPE_CLASS: ClassVar[str] = ""
     #: Options a resumed run may change: they do not change what is learned
-    #: (``device`` and ``bf16`` change rounding only, as docs/training.md says).
+    #: (``device`` changes rounding only, as docs/training.md says).
     RUN_CONTROL: ClassVar[tuple[str, ...]] = (
-        "epochs", "steps", "nb_workers", "device", "bf16", "checkpoint_steps", "snapshot_epochs", "resume",
-        "quiet", "output")
+        "epochs", "steps", "nb_workers", "device", "checkpoint_steps", "snapshot_epochs", "resume", "quiet",
+        "output")
     #: Options that must be positive numbers.
     POSITIVE: ClassVar[tuple[str, ...]] = ("epochs", "batch_size", "seq_dur", "lr", "checkpoint_steps")
 
@@ -139,7 +140,7 @@ class LoopOptions:
 
 @dataclass(frozen=True)
 class FitOptions(LoopOptions):
-    """The Open-Unmix recipe's options (``--recipe umx``)."""
+    """Open-Unmix target models (train or fine-tune)."""
 
     output: Path = _option(Path("open-unmix"), "the model folder to write (Open-Unmix's layout)")
     target: tuple[str, ...] = _option(("vocals",), f"targets to train: some of {', '.join(TARGETS)}, or all",
@@ -160,6 +161,8 @@ class FitOptions(LoopOptions):
                          action=argparse.BooleanOptionalAction)
 
     RECIPE: ClassVar[str] = "umx"
+    RECIPE_CLASS: ClassVar[str] = "training.umx_recipe:OpenUnmixRecipe"
+    RUN_CONTROL: ClassVar[tuple[str, ...]] = LoopOptions.RUN_CONTROL + ("bf16",)  # rounding only
     POSITIVE: ClassVar[tuple[str, ...]] = LoopOptions.POSITIVE + ("samples_per_track",)
 
     @property
@@ -182,10 +185,10 @@ class FitOptions(LoopOptions):
 
 @dataclass(frozen=True)
 class VocalMaskOptions(LoopOptions):
-    """The Vocal Mask CNN recipe's options (``--recipe vocal-mask``, :mod:`training.vocal_mask`)."""
+    """The Vocal Mask CNN: a vocals-only binary-mask CNN at 22.05 kHz (:mod:`training.vocal_mask`)."""
 
     output: Path = _option(Path("vocal-mask"), "the model folder to write (vocal_mask.json, vocal_mask.pth)")
-    epochs: int = _option(100, "stop after this many epochs (an epoch is every window of every training song)")
+    epochs: int = _option(100, "stop after this many epochs (an epoch is every training song, in chunks)")
     batch_size: int = _option(8, "chunks of song per step; every window of each chunk is in the step")
     seq_dur: float = _option(3.0, "length of each chunk of song the windows are cut from, seconds")
     patience: int = _option(20, "early stopping: epochs without a better validation loss")
@@ -194,8 +197,8 @@ class VocalMaskOptions(LoopOptions):
     stft_stride: int = _option(1, "a window every N STFT frames (1: every frame; 12: about a twelfth of them)")
     mask_threshold: float = _option(0.8, "a bin of the vocals' weighted, normalised spectrogram above this is "
                                          "vocals (1) in the target mask")
-    ref_level_db: float = _option(20.0, "reference level of the normalisation, dB: a weighted level this far "
-                                        "above full scale maps to 1")
+    ref_level_db: float = _option(20.0, "reference level of the normalisation: a weighted magnitude this many dB "
+                                        "above 1 (the STFT's own scale) maps to 1, 100 dB below it to 0")
     preemphasis: bool = _option(True, "pre-emphasis (0.97) of the mixture before its features",
                                 action=argparse.BooleanOptionalAction)
     res_dims: tuple[int, ...] = _option((16, 32, 64), "width of each residual stage of the CNN", nargs="+",
@@ -207,6 +210,7 @@ class VocalMaskOptions(LoopOptions):
                                 choices=("soft", "hard"))
 
     RECIPE: ClassVar[str] = "vocal-mask"
+    RECIPE_CLASS: ClassVar[str] = "training.vocal_mask:VocalMaskRecipe"
     RUN_CONTROL: ClassVar[tuple[str, ...]] = LoopOptions.RUN_CONTROL + (
         "eval_epochs", "eval_excerpts", "eval_seconds", "mask_at_eval")
     POSITIVE: ClassVar[tuple[str, ...]] = LoopOptions.POSITIVE + ("stft_stride", "eval_excerpts", "eval_seconds")
@@ -221,8 +225,16 @@ class VocalMaskOptions(LoopOptions):
         if self.eval_epochs < 0:
             raise ValueError("--eval-epochs must be >= 0")
 
+    def learning_options(self) -> dict:
+        """As every recipe's, and a cosine schedule's length: ``--epochs`` is its period."""
+        options = super().learning_options()
+        if self.lr_schedule == "cosine":
+            options["epochs"] = self.epochs
+        return options
 
-#: Each recipe's options, by its ``--recipe`` name (:data:`training.recipe.RECIPES`).
+
+#: Every recipe, by its ``--recipe`` name: its options class, which names the recipe's class
+#: (``RECIPE_CLASS``, :mod:`training.recipe`) and says what it trains (its docstring's first line).
 RECIPE_OPTIONS: dict[str, type[LoopOptions]] = {"umx": FitOptions, "vocal-mask": VocalMaskOptions}
 
 

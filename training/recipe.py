@@ -9,7 +9,8 @@ its networks and how a new one starts, what one training example is and its
 sample rate, the loss, the validation, and the files the engine loads the
 trained model from.
 
-``python -m training fit --recipe NAME`` picks one of :data:`RECIPES`.
+``python -m training fit --recipe NAME`` picks one of
+:data:`training.options.RECIPE_OPTIONS`.
 """
 
 from __future__ import annotations
@@ -25,25 +26,20 @@ from torch.utils.data import Dataset
 from .data import Track
 from .options import LoopOptions
 
-#: Every recipe, by its ``--recipe`` name: ``"module:Class"`` (imported when chosen); its options
-#: are :data:`training.options.RECIPE_OPTIONS`.
-RECIPES = {
-    "umx": "training.umx_recipe:OpenUnmixRecipe",
-    "vocal-mask": "training.vocal_mask:VocalMaskRecipe",
-}
-
-
-def recipe_class(name: str) -> type["Recipe"]:
-    module, attribute = RECIPES[name].split(":")
+def recipe_class(options: LoopOptions) -> type["Recipe"]:
+    """The recipe ``options`` are for (:data:`training.options.RECIPE_OPTIONS`), imported now."""
+    module, attribute = options.RECIPE_CLASS.split(":")
     return getattr(importlib.import_module(module), attribute)
 
 
 class Recipe(abc.ABC):
     """One model's part of a training run. The loop calls, in order:
     :meth:`examples`, then :meth:`new_models` (or :meth:`restore_models` on
-    ``--resume``), :meth:`check_data`, :meth:`write_run_files`, and per
-    step :meth:`losses`, per epoch :meth:`validation_losses`,
-    :meth:`evaluate`, :meth:`save_best` and :meth:`head_record`."""
+    ``--resume``), :meth:`check_data`, :meth:`scheduler` for each head,
+    :meth:`write_run_files`; per step :meth:`losses`; per epoch
+    :meth:`validation_losses`, :meth:`save_best` (where a head improved),
+    :meth:`evaluate`, :meth:`head_record`; and :meth:`architecture` for
+    each checkpoint."""
 
     #: How the curve's axis names the loss.
     loss_name: ClassVar[str]

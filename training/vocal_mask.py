@@ -2,7 +2,9 @@
 
 What one example is: a chunk of ``--seq-dur`` seconds of a song. An epoch
 tiles every training song into such chunks (they overlap by the windows'
-context, so every frame is the centre of a window of one chunk), shuffled,
+context, so every frame is the centre of a window of one chunk; with
+pitch/tempo changes, each chunk is read a little longer and cut back after
+the change, so a song's last fraction of a second may go unseen), shuffled,
 ``--batch-size`` chunks a step, through the shared augmentations at
 44.1 kHz. Each chunk is then resampled to 22,050 Hz, its mixture turned into
 features and its vocals into the 0/1 target of every frame, and the loss is
@@ -17,7 +19,9 @@ each step; ``benchmarks/vocal_mask_windows.py`` measures that against
 features computed once and cached.
 
 The validation loss is the same loss on the validation tracks, whole and
-unaugmented; every ``--eval-epochs`` epochs the first ``--eval-excerpts``
+unaugmented, over every ``--stft-stride``-th frame, the first and last
+frames too (their windows reach past the song's ends, into silence, as when
+separating); every ``--eval-epochs`` epochs the first ``--eval-excerpts``
 validation tracks (``--eval-seconds`` of each) are separated as the member
 separates them and their vocals scored (global SDR, in the log).
 
@@ -48,8 +52,6 @@ from .options import VocalMaskOptions
 from .recipe import Recipe
 
 HEAD = "vocals"
-#: Validation windows per forward pass (bounds memory on long tracks).
-VALIDATION_FRAMES_PER_PASS = 4096
 
 
 def settings_of(options: VocalMaskOptions) -> net.VocalMaskSettings:
@@ -68,11 +70,14 @@ class VocalMaskRecipe(Recipe):
             net.VocalMaskCNN.head_frames(self.settings.res_dims, self.settings.context_frames)
         except ValueError as error:
             raise DemixError(f"--res-dims {' '.join(map(str, self.settings.res_dims))}: {error}") from None
-        context_samples = 2 * self.settings.context_frames * net.HOP * SAMPLE_RATE // net.SAMPLE_RATE
+        to_44k = SAMPLE_RATE // net.SAMPLE_RATE
+        #: A window's two sides of context, and a whole window, in samples at 44.1 kHz.
+        context_samples = 2 * self.settings.context_frames * net.HOP * to_44k
+        window_samples = context_samples + net.N_FFT * to_44k
         self.chunk_frames = seconds_to_frames(options.seq_dur)
-        if self.chunk_frames <= 2 * context_samples:
+        if self.chunk_frames <= window_samples:
             raise DemixError(f"--seq-dur {options.seq_dur} s is too short: a chunk must be longer than a window "
-                             f"({2 * context_samples / SAMPLE_RATE:.2f} s)")
+                             f"({window_samples / SAMPLE_RATE:.2f} s)")
         #: Chunks overlap by a window's context, so every frame is the centre of a window of some chunk.
         self.tile_hop = self.chunk_frames - context_samples
 
@@ -115,7 +120,7 @@ class VocalMaskRecipe(Recipe):
             mixture, vocals = self._at_model_rate(torch.from_numpy(track.read())[None].to(self.device))
             features = net.mixture_features(mixture, self.settings)[0]
             wanted = net.vocals_mask(vocals, self.settings)[0]
-            logits = net.frame_logits(models[HEAD], features, self.settings, VALIDATION_FRAMES_PER_PASS)
+            logits = net.frame_logits(models[HEAD], features, self.settings)
             frames = slice(0, None, self.options.stft_stride)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits[:, frames], wanted[:, frames], reduction="sum")

@@ -24,6 +24,7 @@ from ..config import family_options
 from ..errors import WeightsError, first_line
 from ..safe_load import load_weights
 from ..statistics import SongStatistics
+from ..weights.integrity import refuse_lfs_pointers
 from . import vocal_mask_net as net
 from .base import Member
 from .networks import load_state_strictly
@@ -64,14 +65,15 @@ class VocalMaskMember(Member):
         except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
             what = f"no {error.args[0]!r}" if isinstance(error, KeyError) else first_line(error)
             raise WeightsError(f"{settings_path}: not the settings of a Vocal Mask CNN ({what})") from None
+        refuse_lfs_pointers([weights_path])
         try:
             state = load_weights(weights_path, what="Vocal Mask CNN state dict", member=name)
         except WeightsError:
             raise
         except Exception as error:  # torch reports truncation and garbage in many ways
             raise WeightsError(f"{weights_path}: not a readable state dict ({first_line(error)})") from None
-        if not isinstance(state, dict):
-            raise WeightsError(f"{weights_path}: expected a state dict, got {type(state).__name__}")
+        if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+            raise WeightsError(f"{weights_path}: expected a state dict of tensors, got {type(state).__name__}")
         network = net.new_network(settings)
         load_state_strictly(network, state, weights_path, f"the Vocal Mask CNN of {settings_path.name}")
         return cls(name, network, settings, f"Vocal Mask CNN folder {folder}", **options)

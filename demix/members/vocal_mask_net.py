@@ -54,6 +54,10 @@ POOLED_BANDS = 32
 #: Masks are hard 0/1 above this probability.
 HARD_MASK_AT = 0.5
 MASK_MODES = ("soft", "hard")
+#: Frames per forward pass when separating a song (bounds memory; the member's ``frames_per_pass``).
+FRAMES_PER_PASS = 4096
+#: Bounds of a settings file's values: beyond them a file would only exhaust memory.
+MAX_CONTEXT_FRAMES, MAX_WIDTH = 256, 4096
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class VocalMaskSettings:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "VocalMaskSettings":
         """Raises ValueError saying what is missing or wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"settings are a {type(data).__name__}, not a table of values")
         for key, fixed in (("sample_rate", SAMPLE_RATE), ("n_fft", N_FFT), ("hop", HOP)):
             if data.get(key) != fixed:
                 raise ValueError(f"{key} is {data.get(key)!r}; the Vocal Mask CNN runs at {key} {fixed}")
@@ -89,8 +95,11 @@ class VocalMaskSettings:
             raise ValueError(f"no {missing.args[0]}") from None
         except (TypeError, ValueError) as error:
             raise ValueError(f"a setting of the wrong type ({error})") from None
-        if settings.context_frames < 0 or not settings.res_dims or min(settings.res_dims) < 1:
-            raise ValueError("context_frames must be >= 0 and res_dims positive widths")
+        if not 0 <= settings.context_frames <= MAX_CONTEXT_FRAMES or not settings.res_dims \
+                or not 1 <= min(settings.res_dims) <= max(settings.res_dims) <= MAX_WIDTH:
+            raise ValueError(f"context_frames must be in [0, {MAX_CONTEXT_FRAMES}] and res_dims widths in "
+                             f"[1, {MAX_WIDTH}]")
+        VocalMaskCNN.head_frames(settings.res_dims, settings.context_frames)  # the stages fit the context
         return settings
 
 
@@ -222,7 +231,7 @@ def new_network(settings: VocalMaskSettings) -> VocalMaskCNN:
 # -- separating ----------------------------------------------------------------------------------
 
 def frame_logits(network: VocalMaskCNN, features: torch.Tensor, settings: VocalMaskSettings,
-                 frames_per_pass: int = 4096) -> torch.Tensor:
+                 frames_per_pass: int = FRAMES_PER_PASS) -> torch.Tensor:
     """(BINS, frames) features of a whole song -> (BINS, frames) logits, one
     window per frame (silence, 0, beyond the song's ends), ``frames_per_pass``
     frames per forward pass to bound memory."""
@@ -235,7 +244,7 @@ def frame_logits(network: VocalMaskCNN, features: torch.Tensor, settings: VocalM
 
 
 def separate_vocals(network: VocalMaskCNN, mixture: torch.Tensor, settings: VocalMaskSettings,
-                    mask_at_eval: str = "soft", frames_per_pass: int = 4096) -> torch.Tensor:
+                    mask_at_eval: str = "soft", frames_per_pass: int = FRAMES_PER_PASS) -> torch.Tensor:
     """(channels, samples) at SAMPLE_RATE -> the vocals (channels, samples):
     every frame's mask predicted from its window, applied to the mixture's
     STFT, inverted with the mixture's phase. ``network`` in eval mode."""
