@@ -18,19 +18,14 @@ tracks of those medians (``museval.EvalStore``), and the mean global SDR.
 from __future__ import annotations
 
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import tqdm
 
 from demix import TARGETS
 from demix.atomic import atomic_path, write_json_atomically
-from demix.errors import first_line
 from evaluation.slicq_oracles import DEFAULT_SLICQ, SLICQ_ORACLES
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -59,12 +54,6 @@ def score_file(out_dir: Path, method: str, track: str) -> Path:
 # ---------------------------------------------------------------- in a worker
 
 _cache: dict = {}
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def _tracks(spec: RunSpec) -> dict:
@@ -136,7 +125,7 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
     """Compute every missing (method, track) score file, in ``workers``
     local processes or on the Ray cluster at ``ray_address``. Returns the
     failures (one line each); the other tasks are still computed."""
-    from demix.compute import available_cpus
+    from evaluation.tasks import run_tasks
 
     tasks = [(m, t) for m in methods for t in track_names]
     todo = [(m, t) for m, t in tasks if not _done(spec, m, t)]
@@ -147,28 +136,8 @@ def run(spec: RunSpec, methods: list[str], track_names: list[str], workers: int,
     if other_transform:
         log(f"{len(other_transform)} sliCQT oracle score(s) of another transform than --slicq {spec.slicq}: "
             "computed again")
-    failures = []
-    if not todo:
-        return failures
-    if ray_address:
-        return _run_on_ray(spec, todo, ray_address, log)
-    workers = max(1, min(workers, len(todo)))
-    threads = max(1, available_cpus() // workers)
-    bar = tqdm.tqdm(total=len(todo), desc="tracks", unit="track")
-    with _thread_limits(threads), ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                                      initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(evaluate_task, spec, m, t): (m, t) for m, t in todo}
-        for future in as_completed(futures):
-            method, track = futures[future]
-            try:
-                result = future.result()
-                log(f"{method} / {track}: {result['seconds']:.1f} s")
-            except Exception as error:  # one bad track must not cost the others
-                failures.append(f"{method} / {track}: {type(error).__name__}: {error}")
-                log(f"failed: {failures[-1]}")
-            bar.update()
-    bar.close()
-    return failures
+    tasks = [(f"{m} / {t}", evaluate_task, (spec, m, t)) for m, t in todo]
+    return run_tasks(tasks, workers, ray_address, lambda result: f"{result['seconds']:.1f} s", "track", log)
 
 
 def _done(spec: RunSpec, method: str, track: str) -> bool:
@@ -191,54 +160,6 @@ def _recorded_slicq(path: Path) -> str | None:
         return json.loads(path.read_text()).get("slicq")
     except (OSError, ValueError):
         return None
-
-
-def _run_on_ray(spec: RunSpec, todo: list[tuple[str, str]], address: str, log) -> list[str]:
-    """The same tasks as Ray tasks of one CPU each, for runs beyond one
-    machine. Every node must see the data root, the models and the output
-    folder at the same paths (a shared file system), and have this project
-    installed; the score files are written by the workers, as locally."""
-    import ray
-
-    project = str(Path(__file__).resolve().parents[1])
-    ray.init(address=address, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": project, "OMP_NUM_THREADS": "1"}})
-    try:
-        remote_task = ray.remote(num_cpus=1)(evaluate_task)
-        pending = {remote_task.remote(spec, m, t): (m, t) for m, t in todo}
-        failures = []
-        with tqdm.tqdm(total=len(pending), desc="tracks (ray)", unit="track") as bar:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                method, track = pending.pop(done[0])
-                try:
-                    result = ray.get(done[0])
-                    log(f"{method} / {track}: {result['seconds']:.1f} s")
-                except Exception as error:
-                    failures.append(f"{method} / {track}: {type(error).__name__}: {first_line(error)}")
-                    log(f"failed: {failures[-1]}")
-                bar.update()
-        return failures
-    finally:
-        ray.shutdown()
-
-
-@contextmanager
-def _thread_limits(threads: int):
-    """BSSEval's numpy/scipy work is multithreaded too: each worker process
-    (started while these are set) gets its share of the CPUs, so workers do
-    not oversubscribe the machine."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update({name: str(threads) for name in names})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def load_results(out_dir: Path, methods: list[str] | None = None) -> list[dict]:

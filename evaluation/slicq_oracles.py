@@ -130,7 +130,7 @@ def _one_thread():
     """The transform is thousands of small tensor operations (a few per
     frequency bin and slice), which torch's thread pool slows down: the model's
     transform's MPI oracle of a 6 s excerpt took 1.2 s on one thread and 7 to
-    16 s on two, on two cores another process was also using."""
+    16 s on two, on two cores another process was also using (2-core AMD EPYC Zen 4, 2026-12-07)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

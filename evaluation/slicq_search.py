@@ -35,9 +35,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +43,9 @@ import tqdm
 
 from demix import TARGETS
 from demix.atomic import write_json_atomically
-from demix.errors import DemixError, first_line
+from demix.errors import DemixError
 from evaluation.slicq_oracles import FMAX, SCALES, SlicqParams, slice_length
+from evaluation.tasks import run_tasks
 
 #: The STFT of the baseline: the n_fft the STFT oracles of ``run`` use by default.
 STFT_NFFT = 4096
@@ -281,7 +280,8 @@ def search(spec: SearchSpec, space: SearchSpace, trials: int, method: str = "ran
     tasks = [(str(params), evaluate_trial, (spec, params)) for params in todo]
     if _read(stft_file(out)) is None:
         tasks.append((f"STFT MPI oracle (n_fft {STFT_NFFT})", evaluate_stft, (spec,)))
-    failures = _compute(tasks, workers, ray_address, log) if tasks else []
+    failures = run_tasks(tasks, workers, ray_address,
+                         lambda scored: f"{scored['score']:.2f} dB ({scored['seconds']:.1f} s)", "trial", log)
 
     results = [_read(trial_file(out, params)) or {} for params in chosen]
     results = sorted((result for result in results if "score" in result), key=lambda result: -result["score"])
@@ -322,58 +322,3 @@ def table(best: dict) -> str:
         lines.append(f"best: --slicq {top['slicq']} (slice length {top['sllen']}): {top['score']:.2f} dB, "
                      f"{top['score'] - stft['score']:+.2f} dB against the STFT MPI oracle's {stft['score']:.2f} dB")
     return "\n".join(lines)
-
-
-def _compute(tasks: list[tuple[str, object, tuple]], workers: int, ray_address: str | None, log) -> list[str]:
-    """Run ``function(*args)`` of each (label, function, args) in local
-    worker processes or on Ray; each writes its own file. The failures."""
-    from demix.compute import available_cpus
-    from evaluation.run import _init_worker, _thread_limits
-
-    if ray_address:
-        return _compute_on_ray(tasks, ray_address, log)
-    failures = []
-    workers = max(1, min(workers, len(tasks)))
-    threads = max(1, available_cpus() // workers)
-    bar = tqdm.tqdm(total=len(tasks), desc="trials", unit="trial")
-    with _thread_limits(threads), ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                                      initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(function, *args): label for label, function, args in tasks}
-        for future in as_completed(futures):
-            _report(futures[future], future.result, failures, log)
-            bar.update()
-    bar.close()
-    return failures
-
-
-def _compute_on_ray(tasks, address: str, log) -> list[str]:
-    """The same tasks as Ray tasks of one CPU each (as ``run --ray``)."""
-    import ray
-
-    project = str(Path(__file__).resolve().parents[1])
-    ray.init(address=address, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": project, "OMP_NUM_THREADS": "1"}})
-    try:
-        remote = {}
-        pending = {}
-        for label, function, args in tasks:
-            remote.setdefault(function, ray.remote(num_cpus=1)(function))
-            pending[remote[function].remote(*args)] = label
-        failures = []
-        with tqdm.tqdm(total=len(pending), desc="trials (ray)", unit="trial") as bar:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                _report(pending.pop(done[0]), lambda: ray.get(done[0]), failures, log)
-                bar.update()
-        return failures
-    finally:
-        ray.shutdown()
-
-
-def _report(label: str, result, failures: list[str], log) -> None:
-    try:
-        scored = result()
-        log(f"{label}: {scored['score']:.2f} dB ({scored['seconds']:.1f} s)")
-    except Exception as error:  # one bad trial must not cost the others
-        failures.append(f"{label}: {type(error).__name__}: {first_line(error)}")
-        log(f"failed: {failures[-1]}")

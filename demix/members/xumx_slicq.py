@@ -218,13 +218,10 @@ class XumxSlicqMember(Member):
         if official.family != cls.family:
             raise WeightsError(f"{official.name!r} is a {official.family} model, not an xumx-sliCQ-V2 one")
         require_intact(official, models_dir)
-        paths = {Path(file.path).name: Path(models_dir) / file.path for file in official.files}
-        settings = read_settings(paths[JSON_NAME])
-        state = read_state(paths[WEIGHTS_NAME], options[ALLOW_GLOBALS], name)
-        separator = build_separator(settings, state, paths[WEIGHTS_NAME], options["chunk_size"])
+        folder = Path(models_dir) / official.name  # the catalogue puts both files there
+        separator, settings = load_folder(folder, options["chunk_size"], options[ALLOW_GLOBALS], name)
         variant = "realtime" if settings["realtime"] else "offline"
-        return cls(name, separator, settings["realtime"],
-                   origin=f"{official.name} ({variant}) from {paths[JSON_NAME].parent}")
+        return cls(name, separator, settings["realtime"], origin=f"{official.name} ({variant}) from {folder}")
 
     @classmethod
     def from_path(cls, name: str, folder: Path, **options) -> "XumxSlicqMember":
